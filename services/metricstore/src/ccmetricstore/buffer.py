@@ -1,0 +1,279 @@
+"""Chunked time series on pooled numpy pages.
+
+Every (level, metric) pair is a *series*; a series owns a chain of *chunks* (newest = head) with
+exactly the semantics of the Go store (spec metricstore §2.3-2.6): a write-created chunk has 512
+slots anchored at `first timestamp - frequency//2`, a chunk restored from a checkpoint has exactly
+its length as capacity, NaN marks a missing sample.
+
+Instead of one numpy array per chunk, values live in 64-slot float32 pages of one pooled array,
+and chunk/series bookkeeping lives in parallel numpy arrays indexed by integer ids. That keeps the
+memory per sample close to 4 bytes and lets a whole ingest batch be applied with a few vectorised
+numpy operations instead of per-sample Python.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CHUNK_CAP = 512
+PAGE = 64
+PAGE_SHIFT = 6
+PAGES_PER_CHUNK = CHUNK_CAP // PAGE
+NO_ID = -1
+
+
+def _grow(arr: np.ndarray, size: int, fill: float | int | bool) -> np.ndarray:
+    """Return `arr` enlarged to at least `size` rows, new rows set to `fill`."""
+    if len(arr) >= size:
+        return arr
+    new_len = max(size, int(len(arr) * 1.5) + 16)
+    shape = (new_len,) + arr.shape[1:]
+    out = np.empty(shape, dtype=arr.dtype)
+    out[: len(arr)] = arr
+    out[len(arr) :] = fill
+    return out
+
+
+class PagePool:
+    """Fixed-size float32 pages handed out by id; a released page is reset to NaN and reused."""
+
+    def __init__(self, initial_pages: int = 1024) -> None:
+        self.data = np.empty((initial_pages, PAGE), dtype=np.float32)
+        self._flat = self.data.reshape(-1)
+        self._used = 0  # pages ever handed out (high-water mark)
+        self._free: list[int] = []
+
+    @property
+    def flat(self) -> np.ndarray:
+        return self._flat
+
+    def allocated(self) -> int:
+        return self._used - len(self._free)
+
+    def alloc(self, count: int) -> np.ndarray:
+        """Hand out `count` NaN-filled pages; the array grows (never shrinks) when needed."""
+        ids = np.empty(count, dtype=np.int64)
+        reuse = min(count, len(self._free))
+        if reuse:
+            ids[:reuse] = self._free[-reuse:]
+            del self._free[-reuse:]
+        fresh = count - reuse
+        if fresh:
+            need = self._used + fresh
+            if need > len(self.data):
+                new_len = max(need, int(len(self.data) * 1.5))
+                # np.empty leaves the tail untouched, so it only becomes resident once used.
+                grown = np.empty((new_len, PAGE), dtype=np.float32)
+                grown[: self._used] = self.data[: self._used]
+                self.data = grown
+                self._flat = grown.reshape(-1)
+            ids[reuse:] = np.arange(self._used, need)
+            self._used = need
+        self.data[ids] = np.nan
+        return ids
+
+    def release(self, ids: np.ndarray | list[int]) -> None:
+        ids = [int(i) for i in ids if i >= 0]
+        self._free.extend(ids)
+
+
+class ChunkTable:
+    """Chunk metadata in parallel arrays; chunk data either in pool pages or in an exact array."""
+
+    def __init__(self, pool: PagePool, initial: int = 1024) -> None:
+        self.pool = pool
+        self.start = np.zeros(initial, dtype=np.int64)
+        self.length = np.zeros(initial, dtype=np.int32)
+        self.cap = np.zeros(initial, dtype=np.int32)
+        self.freq = np.ones(initial, dtype=np.int64)
+        self.prev = np.full(initial, NO_ID, dtype=np.int32)
+        self.next = np.full(initial, NO_ID, dtype=np.int32)
+        self.archived = np.zeros(initial, dtype=np.bool_)
+        self.is_array = np.zeros(initial, dtype=np.bool_)
+        self.pages = np.full((initial, PAGES_PER_CHUNK), NO_ID, dtype=np.int32)
+        self.arrays: dict[int, np.ndarray] = {}
+        self._used = 0
+        self._free: list[int] = []
+
+    def live_count(self) -> int:
+        return self._used - len(self._free)
+
+    def _ensure(self, size: int) -> None:
+        if size <= len(self.start):
+            return
+        self.start = _grow(self.start, size, 0)
+        self.length = _grow(self.length, size, 0)
+        self.cap = _grow(self.cap, size, 0)
+        self.freq = _grow(self.freq, size, 1)
+        self.prev = _grow(self.prev, size, NO_ID)
+        self.next = _grow(self.next, size, NO_ID)
+        self.archived = _grow(self.archived, size, False)
+        self.is_array = _grow(self.is_array, size, False)
+        self.pages = _grow(self.pages, size, NO_ID)
+
+    def new(self, start: int, freq: int, data: np.ndarray | None = None, archived: bool = False) -> int:
+        """Create a chunk: paged with capacity 512, or (data given) exact-length as restored."""
+        if self._free:
+            cid = self._free.pop()
+        else:
+            cid = self._used
+            self._used += 1
+            self._ensure(self._used)
+        self.start[cid] = start
+        self.freq[cid] = freq
+        self.prev[cid] = NO_ID
+        self.next[cid] = NO_ID
+        self.archived[cid] = archived
+        self.pages[cid] = NO_ID
+        if data is None:
+            self.length[cid] = 0
+            self.cap[cid] = CHUNK_CAP
+            self.is_array[cid] = False
+        else:
+            arr = np.ascontiguousarray(data, dtype=np.float32)
+            self.arrays[cid] = arr
+            self.length[cid] = len(arr)
+            self.cap[cid] = len(arr)
+            self.is_array[cid] = True
+        return cid
+
+    def release(self, cid: int) -> None:
+        if self.is_array[cid]:
+            self.arrays.pop(cid, None)
+            self.is_array[cid] = False
+        else:
+            pages = self.pages[cid]
+            used = pages[pages >= 0]
+            if len(used):
+                self.pool.release(used)
+            self.pages[cid] = NO_ID
+        self.length[cid] = 0
+        self.prev[cid] = NO_ID
+        self.next[cid] = NO_ID
+        self._free.append(cid)
+
+    def values(self, cid: int) -> np.ndarray:
+        """The chunk's `length` values as float32 (a view for restored chunks, a copy for paged)."""
+        n = int(self.length[cid])
+        if self.is_array[cid]:
+            return self.arrays[cid][:n]
+        npages = (n + PAGE - 1) >> PAGE_SHIFT
+        out = np.full(npages * PAGE, np.nan, dtype=np.float32)
+        pages = self.pages[cid, :npages]
+        present = pages >= 0
+        if present.all():
+            out = self.pool.data[pages].reshape(-1)
+        elif present.any():
+            out = out.reshape(npages, PAGE)
+            out[present] = self.pool.data[pages[present]]
+            out = out.reshape(-1)
+        return out[:n]
+
+    def set_value(self, cid: int, idx: int, value: float) -> None:
+        """Store one value at slot `idx` (< cap) and extend the length as the Go buffer does."""
+        if self.is_array[cid]:
+            self.arrays[cid][idx] = value
+        else:
+            p = idx >> PAGE_SHIFT
+            page = int(self.pages[cid, p])
+            if page < 0:
+                page = int(self.pool.alloc(1)[0])
+                self.pages[cid, p] = page
+            self.pool.data[page, idx & (PAGE - 1)] = value
+        if idx + 1 > self.length[cid]:
+            self.length[cid] = idx + 1
+
+    def end(self, cid: int) -> int:
+        """`firstWrite + len*f`, the end used by retention and checkpoint selection."""
+        f = int(self.freq[cid])
+        return int(self.start[cid]) + f // 2 + int(self.length[cid]) * f
+
+    def nbytes(self, cid: int) -> int:
+        if self.is_array[cid]:
+            return self.arrays[cid].nbytes
+        return int((self.pages[cid] >= 0).sum()) * PAGE * 4
+
+
+def trunc_div(a: int, b: int) -> int:
+    """Integer division truncating toward zero, as Go does (Python's // floors)."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def read_chain(chunks: ChunkTable, chain: list[int], from_: int, to: int, out: np.ndarray) -> tuple[int, int, int]:
+    """Accumulate one chain over [from_, to) into `out` (spec §2.5); return (n, from', to').
+
+    `chain` lists chunk ids oldest to newest. Reads are done run by run with numpy slices; the
+    state machine (chunk advance, NaN for gaps, early stop) is the Go buffer's.
+    """
+    if not chain:
+        return 0, from_, from_
+    pos = len(chain) - 1  # start at the head and walk back
+    while True:
+        cid = chain[pos]
+        f = int(chunks.freq[cid])
+        first_write = int(chunks.start[cid]) + f // 2
+        if from_ >= first_write:
+            break
+        if pos == 0:
+            from_ = first_write
+            break
+        pos -= 1
+
+    t = from_
+    i = 0
+    limit = len(out)
+    cid = chain[pos]
+    while t < to and i < limit:
+        start = int(chunks.start[cid])
+        f = int(chunks.freq[cid])
+        cap = int(chunks.cap[cid])
+        length = int(chunks.length[cid])
+        idx = trunc_div(t - start, f)
+        if idx >= cap:
+            if pos + 1 >= len(chain):
+                break
+            pos += 1
+            cid = chain[pos]
+            start = int(chunks.start[cid])
+            f = int(chunks.freq[cid])
+            length = int(chunks.length[cid])
+            idx = trunc_div(t - start, f)
+            # Exactly one step is taken with the new chunk before the capacity is checked again.
+            if idx >= length:
+                nxt = chain[pos + 1] if pos + 1 < len(chain) else NO_ID
+                if nxt == NO_ID or to <= int(chunks.start[nxt]):
+                    break
+                out[i] += np.nan
+            elif t < start:
+                out[i] += np.nan
+            else:
+                out[i] += chunks.values(cid)[idx]
+            i += 1
+            t += f
+            continue
+
+        remaining = min(-(-(to - t) // f), limit - i)
+        # 1) instants before this chunk's start read as NaN
+        if t < start:
+            k = min(-(-(start - t) // f), remaining)
+            out[i : i + k] += np.nan
+            i += k
+            t += k * f
+            continue
+        # 2) instants with data
+        if idx < length:
+            k = min(length - idx, remaining)
+            out[i : i + k] += chunks.values(cid)[idx : idx + k]
+            i += k
+            t += k * f
+            continue
+        # 3) past the chunk's length but inside its capacity
+        nxt = chain[pos + 1] if pos + 1 < len(chain) else NO_ID
+        if nxt == NO_ID or to <= int(chunks.start[nxt]):
+            break
+        k = min(cap - idx, remaining)
+        out[i : i + k] += np.nan
+        i += k
+        t += k * f
+    return i, from_, t

@@ -1,0 +1,604 @@
+"""The in-memory store: the level tree, series chains and the operations the API needs.
+
+One event loop owns a MemoryStore, so no method awaits and no locks are taken; persistence
+copies data out with `snapshot_host` and does its file work elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import repeat
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .buffer import NO_ID, PAGE, PAGE_SHIFT, ChunkTable, PagePool, _grow, read_chain, trunc_div
+from .snapshot import SeriesSnapshot, Snapshot
+
+if TYPE_CHECKING:
+    from cccommon.lineprotocol import StoreBatch
+
+AGGREGATIONS = ("sum", "avg", None)
+
+
+class StoreError(Exception):
+    """An error whose message is the upstream string clients may already match on."""
+
+
+class NotFoundError(StoreError):
+    def __init__(self) -> None:
+        super().__init__("[METRICSTORE]> metric or host not found")
+
+
+ERR_FROM_PAST = "[METRICSTORE]> cannot write value to buffer from past"
+ERR_TIME_RANGE = "[METRICSTORE]> invalid time range"
+ERR_AGGREGATION = "[METRICSTORE]> invalid aggregation"
+ERR_ALIGN_FRONT = (
+    "[METRICSTORE]> data from lower granularities does not align (missing data prior to start of the buffers)"
+)
+ERR_ALIGN_BACK = (
+    "[METRICSTORE]> data from lower granularities does not align (missing data after the end of the buffers)"
+)
+ERR_ALIGN_LEN = (
+    "[METRICSTORE]> data from lower granularities does not align "
+    "(collected data length is different than expected data length)"
+)
+
+
+@dataclass(frozen=True)
+class MetricConfig:
+    name: str
+    frequency: int
+    aggregation: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.frequency <= 0:
+            raise ValueError(f"metric {self.name!r}: frequency must be a positive number of seconds")
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"metric {self.name!r}: invalid aggregation {self.aggregation!r}")
+
+
+@dataclass
+class WriteResult:
+    written: int = 0
+    from_past: int = 0
+
+
+class Level:
+    """A tree node: child levels by name and series ids by metric name."""
+
+    __slots__ = ("children", "series")
+
+    def __init__(self) -> None:
+        self.children: dict[str, Level] = {}
+        self.series: dict[str, int] = {}
+
+
+class MemoryStore:
+    """All series of all clusters, hosts and their components."""
+
+    def __init__(self, metrics: Mapping[str, MetricConfig], initial_series: int = 1024) -> None:
+        self.metrics: dict[str, MetricConfig] = dict(metrics)
+        self.metric_index: dict[str, int] = {name: i for i, name in enumerate(self.metrics)}
+        self.root = Level()
+        self.pool = PagePool()
+        self.chunks = ChunkTable(self.pool)
+        self.s_head = np.full(initial_series, NO_ID, dtype=np.int32)
+        self.s_freq = np.ones(initial_series, dtype=np.int64)
+        self._s_key: list[str | None] = []
+        self._s_used = 0
+        self._s_free: list[int] = []
+        self._cache: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ series and levels
+
+    def _new_series(self, metric: str) -> int:
+        if self._s_free:
+            sid = self._s_free.pop()
+        else:
+            sid = self._s_used
+            self._s_used += 1
+            self._s_key.append(None)
+            if sid >= len(self.s_head):
+                self.s_head = _grow(self.s_head, sid + 1, NO_ID)
+                self.s_freq = _grow(self.s_freq, sid + 1, 1)
+        self.s_head[sid] = NO_ID
+        self.s_freq[sid] = self.metrics[metric].frequency
+        self._s_key[sid] = None
+        return sid
+
+    def _release_series(self, sid: int) -> None:
+        for cid in self._chain(sid):
+            self.chunks.release(cid)
+        self.s_head[sid] = NO_ID
+        key = self._s_key[sid]
+        if key is not None:
+            self._cache.pop(key, None)
+            self._s_key[sid] = None
+        self._s_free.append(sid)
+
+    def _find_level(self, selector: Sequence[str]) -> Level | None:
+        lvl = self.root
+        for name in selector:
+            nxt = lvl.children.get(name)
+            if nxt is None:
+                return None
+            lvl = nxt
+        return lvl
+
+    def _get_level(self, selector: Sequence[str]) -> Level:
+        lvl = self.root
+        for name in selector:
+            nxt = lvl.children.get(name)
+            if nxt is None:
+                nxt = Level()
+                lvl.children[name] = nxt
+            lvl = nxt
+        return lvl
+
+    def _series_at(self, lvl: Level, metric: str) -> int:
+        sid = lvl.series.get(metric)
+        if sid is None:
+            sid = self._new_series(metric)
+            lvl.series[metric] = sid
+        return sid
+
+    def _series_for_key(self, key: str) -> int:
+        sid = self._cache.get(key)
+        if sid is not None:
+            return sid
+        metric, cluster, host, typecomp, stypecomp = key.split("\x00")
+        path = [cluster, host]
+        if typecomp:
+            path.append(typecomp)
+            if stypecomp:
+                path.append(stypecomp)
+        sid = self._series_at(self._get_level(path), metric)
+        self._s_key[sid] = key
+        self._cache[key] = sid
+        return sid
+
+    def _chain(self, sid: int) -> list[int]:
+        """Chunk ids of a series, oldest first."""
+        out: list[int] = []
+        cid = int(self.s_head[sid])
+        prev = self.chunks.prev
+        while cid != NO_ID:
+            out.append(cid)
+            cid = int(prev[cid])
+        out.reverse()
+        return out
+
+    def _has_data(self, sid: int | None) -> bool:
+        return sid is not None and self.s_head[sid] != NO_ID
+
+    # ------------------------------------------------------------------ writes
+
+    def _push_chunk(self, sid: int, cid: int) -> None:
+        head = int(self.s_head[sid])
+        if head != NO_ID:
+            self.chunks.prev[cid] = head
+            self.chunks.next[head] = cid
+        self.s_head[sid] = cid
+
+    def _write_sid(self, sid: int, ts: int, value: float) -> bool:
+        """One sample into one series (spec §2.4); False when it lies before the head chunk."""
+        chunks = self.chunks
+        head = int(self.s_head[sid])
+        if head == NO_ID:
+            f = int(self.s_freq[sid])
+            head = chunks.new(ts - f // 2, f)
+            self.s_head[sid] = head
+            idx = 0
+        else:
+            start = int(chunks.start[head])
+            if ts < start:
+                return False
+            f = int(chunks.freq[head])
+            idx = (ts - start) // f
+            if idx >= chunks.cap[head]:
+                cid = chunks.new(ts - f // 2, f)
+                self._push_chunk(sid, cid)
+                head = cid
+                idx = 0
+        chunks.set_value(head, idx, value)
+        return True
+
+    def write(self, selector: Sequence[str], metric: str, ts: int, value: float) -> None:
+        """Write one sample to the level named by `selector` (creating it)."""
+        if metric not in self.metrics:
+            raise StoreError(f"[METRICSTORE]> unknown metric: {metric}")
+        sid = self._series_at(self._get_level(selector), metric)
+        if not self._write_sid(sid, int(ts), float(value)):
+            raise StoreError(ERR_FROM_PAST)
+
+    def write_batch(self, batch: StoreBatch) -> WriteResult:
+        """Apply a decoded batch with a few vectorised operations.
+
+        Rows of series that need a new chunk in this batch are applied one by one in batch order
+        (order matters there); all other rows go through numpy in one pass.
+        """
+        n = len(batch.keys)
+        res = WriteResult()
+        if n == 0:
+            return res
+        get = self._cache.get
+        sids = np.array(list(map(get, batch.keys, repeat(-1))), dtype=np.int64)
+        missing = np.flatnonzero(sids < 0)
+        for i in missing.tolist():
+            sids[i] = self._series_for_key(batch.keys[i])
+        ts = np.asarray(batch.times, dtype=np.int64)
+        vals = np.asarray(batch.values, dtype=np.float64)
+
+        chunks = self.chunks
+        head = self.s_head[sids].astype(np.int64)
+        has_head = head >= 0
+        safe_head = np.where(has_head, head, 0)
+        start = chunks.start[safe_head]
+        freq = chunks.freq[safe_head]
+        idx = (ts - start) // freq
+        special = ~has_head | (idx >= chunks.cap[safe_head]) | chunks.is_array[safe_head]
+        if special.any():
+            seq = np.isin(sids, np.unique(sids[special]))
+            vec = np.flatnonzero(~seq)
+            seq_rows = np.flatnonzero(seq)
+        else:
+            vec = None
+            seq_rows = None
+
+        if vec is None:
+            v_head, v_ts, v_start, v_idx, v_vals = head, ts, start, idx, vals
+        else:
+            v_head, v_ts, v_start, v_idx, v_vals = head[vec], ts[vec], start[vec], idx[vec], vals[vec]
+        if len(v_head):
+            ok = v_ts >= v_start
+            if not ok.all():
+                res.from_past += int((~ok).sum())
+                v_head, v_idx, v_vals = v_head[ok], v_idx[ok], v_vals[ok]
+            if len(v_head):
+                pslot = v_idx >> PAGE_SHIFT
+                pages = chunks.pages[v_head, pslot].astype(np.int64)
+                need = pages < 0
+                if need.any():
+                    combo = v_head[need] * 8 + pslot[need]
+                    uniq, inv = np.unique(combo, return_inverse=True)
+                    new_pages = self.pool.alloc(len(uniq))
+                    chunks.pages[uniq >> 3, uniq & 7] = new_pages
+                    pages[need] = new_pages[inv]
+                self.pool.flat[pages * PAGE + (v_idx & (PAGE - 1))] = v_vals
+                np.maximum.at(chunks.length, v_head, (v_idx + 1).astype(np.int32))
+                res.written += len(v_head)
+
+        if seq_rows is not None:
+            write = self._write_sid
+            for r in seq_rows.tolist():
+                if write(int(sids[r]), int(ts[r]), float(vals[r])):
+                    res.written += 1
+                else:
+                    res.from_past += 1
+        return res
+
+    # ------------------------------------------------------------------ reads
+
+    def _match(self, lvl: Level, selector: Sequence[str | Sequence[str]], metric: str, out: list[int]) -> None:
+        if not selector:
+            sid = lvl.series.get(metric)
+            if sid is not None and self.s_head[sid] != NO_ID:
+                out.append(sid)
+                return
+            for child in lvl.children.values():
+                self._match(child, selector, metric, out)
+            return
+        head, rest = selector[0], selector[1:]
+        if isinstance(head, str):
+            if head == "":
+                return
+            child = lvl.children.get(head)
+            if child is not None:
+                self._match(child, rest, metric, out)
+            return
+        for name in head:
+            child = lvl.children.get(name)
+            if child is not None:
+                self._match(child, rest, metric, out)
+
+    def match(self, selector: Sequence[str | Sequence[str]], metric: str) -> list[int]:
+        """Series ids a selector reaches for `metric` (spec §5.3 matching)."""
+        out: list[int] = []
+        self._match(self.root, selector, metric, out)
+        return out
+
+    def read(
+        self,
+        selector: Sequence[str | Sequence[str]],
+        metric: str,
+        from_: int,
+        to: int,
+        resolution: int = 0,
+    ) -> tuple[np.ndarray, int, int, int]:
+        """Data of all matched series, aggregated as configured and resampled (spec §5.3)."""
+        if from_ > to:
+            raise StoreError(ERR_TIME_RANGE)
+        minfo = self.metrics.get(metric)
+        if minfo is None:
+            raise StoreError(f"[METRICSTORE]> unknown metric: {metric}")
+        f = minfo.frequency
+        sids = self.match(selector, metric)
+        if not sids:
+            raise NotFoundError()
+        buf = np.zeros((to - from_) // f + 1, dtype=np.float64)
+        data = buf
+        n = 0
+        for sid in sids:
+            clen, cfrom, cto = read_chain(self.chunks, self._chain(sid), from_, to, data)
+            cdata = data[:clen]
+            if n == 0:
+                from_, to = cfrom, cto
+            elif from_ != cfrom or to != cto or len(data) != clen:
+                if trunc_div(from_ - cfrom, f) != 0:
+                    raise StoreError(ERR_ALIGN_FRONT)
+                newlen = clen - trunc_div(to - cto, f)
+                if newlen < 1:
+                    raise StoreError(ERR_ALIGN_BACK)
+                cdata = data[:newlen]
+                if newlen != len(data):
+                    raise StoreError(ERR_ALIGN_LEN)
+                from_, to = cfrom, cto
+            data = cdata
+            n += 1
+        if n > 1:
+            if minfo.aggregation == "avg":
+                data *= 1.0 / n
+            elif minfo.aggregation != "sum":
+                raise StoreError(ERR_AGGREGATION)
+        if resolution:
+            from cccommon.lttb import lttb
+
+            try:
+                data, res = lttb(data, f, resolution)
+            except ValueError as exc:
+                raise StoreError(str(exc)) from exc
+            return data, from_, to, res
+        return data, from_, to, f
+
+    # ------------------------------------------------------------------ freeing
+
+    def _free_series(self, sid: int, t: int) -> tuple[bool, int]:
+        """Drop stale chunks of one chain (spec §2.6); return (chain now empty, chunks dropped)."""
+        chain = self._chain(sid)
+        if not chain:
+            return True, 0
+        chunks = self.chunks
+        stale = [chunks.end(c) < t for c in chain]
+        count = sum(stale)
+        if count == 0:
+            return False, 0
+        # Keep the newest run of chunks that are all fresh; the rest goes.
+        keep_from = len(chain)
+        while keep_from > 0 and not stale[keep_from - 1]:
+            keep_from -= 1
+        for cid in chain[:keep_from]:
+            chunks.release(cid)
+        if keep_from == len(chain):
+            self.s_head[sid] = NO_ID
+            return True, count
+        chunks.prev[chain[keep_from]] = NO_ID
+        return False, count
+
+    def _free_level(self, lvl: Level, t: int) -> int:
+        n = 0
+        for sid in lvl.series.values():
+            if self.s_head[sid] != NO_ID:
+                _, m = self._free_series(sid, t)
+                n += m
+        for name in list(lvl.children):
+            child = lvl.children[name]
+            n += self._free_level(child, t)
+            if self._level_empty(child):
+                self._drop_level(child)
+                del lvl.children[name]
+        return n
+
+    def _level_empty(self, lvl: Level) -> bool:
+        return not lvl.children and all(self.s_head[s] == NO_ID for s in lvl.series.values())
+
+    def _drop_level(self, lvl: Level) -> None:
+        for child in lvl.children.values():
+            self._drop_level(child)
+        for sid in lvl.series.values():
+            self._release_series(sid)
+        lvl.series.clear()
+        lvl.children.clear()
+
+    def free(self, selector: Sequence[str], t: int) -> int:
+        """Release chunks ending before `t` below `selector`; missing levels are created (upstream)."""
+        return self._free_level(self._get_level(selector), int(t))
+
+    def force_free(self) -> int:
+        """Drop the oldest chunk of every chain (emergency memory relief)."""
+        n = 0
+        for sid in range(self._s_used):
+            head = int(self.s_head[sid])
+            if head == NO_ID:
+                continue
+            chain = self._chain(sid)
+            oldest = chain[0]
+            self.chunks.release(oldest)
+            n += 1
+            if len(chain) == 1:
+                self.s_head[sid] = NO_ID
+            else:
+                self.chunks.prev[chain[1]] = NO_ID
+        return n
+
+    # ------------------------------------------------------------------ inspection
+
+    def clusters(self) -> list[str]:
+        return list(self.root.children)
+
+    def hosts(self, cluster: str) -> list[str]:
+        lvl = self.root.children.get(cluster)
+        return list(lvl.children) if lvl is not None else []
+
+    def host_levels(self) -> list[tuple[str, str]]:
+        return [(c, h) for c, cl in self.root.children.items() for h in cl.children]
+
+    def _debug_level(self, lvl: Level) -> dict:
+        out: dict = {}
+        chunks = self.chunks
+        for metric, sid in lvl.series.items():
+            chain = self._chain(sid)
+            if not chain:
+                continue
+            entries = []
+            for cid in chain:
+                start = int(chunks.start[cid])
+                length = int(chunks.length[cid])
+                e = {"start": start, "len": length, "end": start + length * int(chunks.freq[cid])}
+                if chunks.archived[cid]:
+                    e["saved"] = True
+                entries.append(e)
+            out[metric] = entries
+        for name, child in lvl.children.items():
+            out[name] = self._debug_level(child)
+        return out
+
+    def debug_tree(self, selector: Sequence[str] | None = None) -> dict:
+        """Chunk layout of the tree or a subtree, as `/api/debug` shows it."""
+        lvl = self.root
+        if selector:
+            found = self._find_level(selector)
+            if found is None:
+                quoted = ", ".join('"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"' for s in selector)
+                raise StoreError(f"[METRICSTORE]> not found: []string{{{quoted}}}")
+            lvl = found
+        return self._debug_level(lvl)
+
+    def health(
+        self, cluster: str, nodes: Sequence[str], metric_names: Sequence[str], now: int
+    ) -> dict[str, tuple[str, dict[str, list[str]] | None]]:
+        """Per node: ("full"|"partial"|"failed", {"degraded": [...], "missing": [...]}) (spec §8)."""
+        result: dict[str, tuple[str, dict[str, list[str]] | None]] = {}
+        chunks = self.chunks
+        for node in nodes:
+            lvl = self._find_level([cluster, node])
+            if lvl is None:
+                result[node] = ("failed", None)
+                continue
+            fresh: set[str] = set()
+            stale: set[str] = set()
+            stack = [lvl]
+            while stack:
+                cur = stack.pop()
+                stack.extend(cur.children.values())
+                for metric, sid in cur.series.items():
+                    head = int(self.s_head[sid])
+                    if head == NO_ID:
+                        continue
+                    f = int(chunks.freq[head])
+                    end = int(chunks.start[head]) + int(chunks.length[head]) * f
+                    if now - end > 5 * f:
+                        stale.add(metric)
+                    else:
+                        fresh.add(metric)
+            degraded: list[str] = []
+            missing: list[str] = []
+            for m in metric_names:
+                if m not in self.metrics:
+                    missing.append(m)
+                elif m in stale:
+                    degraded.append(m)
+                elif m not in fresh:
+                    missing.append(m)
+            if not degraded and not missing:
+                state = "full"
+            elif len(metric_names) - len(degraded) - len(missing) == 0:
+                state = "failed"
+            else:
+                state = "partial"
+            result[node] = (state, {"degraded": degraded, "missing": missing})
+        return result
+
+    def size_in_bytes(self) -> int:
+        """Bytes held by sample storage (pages in use plus restored arrays)."""
+        arrays = sum(a.nbytes for a in self.chunks.arrays.values())
+        return self.pool.allocated() * PAGE * 4 + arrays
+
+    def sample_count(self) -> int:
+        # Released chunks have length 0, so a plain sum over the table counts live samples.
+        return int(self.chunks.length.sum(dtype=np.int64))
+
+    def series_count(self) -> int:
+        return self._s_used - len(self._s_free)
+
+    def chunk_count(self) -> int:
+        return self.chunks.live_count()
+
+    # ------------------------------------------------------------------ persistence
+
+    def _snapshot_level(self, lvl: Level, from_: int, to: int) -> Snapshot | None:
+        chunks = self.chunks
+        snap = Snapshot(from_=from_, to=to)
+        for metric, sid in lvl.series.items():
+            chain = self._chain(sid)
+            if not chain:
+                continue
+            overlapping = [c for c in chain if from_ <= chunks.end(c) and int(chunks.start[c]) <= to]
+            if all(chunks.archived[c] for c in overlapping):
+                continue
+            freq = int(chunks.freq[chain[-1]])
+            out = np.zeros((to - from_) // freq + 1, dtype=np.float64)
+            n, cfrom, _ = read_chain(chunks, chain, from_, to, out)
+            if n == 0:
+                continue
+            snap.metrics[metric] = SeriesSnapshot(frequency=freq, start=cfrom, data=out[:n].copy())
+        for name, child in lvl.children.items():
+            csnap = self._snapshot_level(child, from_, to)
+            if csnap is not None:
+                snap.children[name] = csnap
+        if not snap.metrics and not snap.children:
+            return None
+        return snap
+
+    def snapshot_host(self, cluster: str, host: str, from_: int, to: int) -> Snapshot | None:
+        """Data of one host written since `from_` (non-archived chunks), as a checkpoint holds it."""
+        lvl = self._find_level([cluster, host])
+        if lvl is None:
+            return None
+        return self._snapshot_level(lvl, int(from_), int(to))
+
+    def _load_level(self, lvl: Level, snap: Snapshot) -> None:
+        for metric, series in snap.metrics.items():
+            if metric not in self.metrics or len(series.data) == 0:
+                continue
+            sid = self._series_at(lvl, metric)
+            head = int(self.s_head[sid])
+            if head != NO_ID and series.start < int(self.chunks.start[head]):
+                raise StoreError(
+                    f"[METRICSTORE]> cannot load checkpoint data for {metric}: starts before data already loaded"
+                )
+            cid = self.chunks.new(int(series.start), int(series.frequency), data=series.data, archived=True)
+            self._push_chunk(sid, cid)
+        for name, child in snap.children.items():
+            self._load_level(lvl.children.get(name) or self._get_level_child(lvl, name), child)
+
+    @staticmethod
+    def _get_level_child(lvl: Level, name: str) -> Level:
+        child = Level()
+        lvl.children[name] = child
+        return child
+
+    def load_snapshot(self, cluster: str, host: str, snap: Snapshot) -> None:
+        """Append a checkpoint's chunks (archived, exact length) as new heads of their chains."""
+        self._load_level(self._get_level([cluster, host]), snap)
+
+    def iter_series(self) -> Iterator[tuple[list[str], str, int]]:
+        """(level path, metric, series id) for every series, depth first."""
+        stack: list[tuple[list[str], Level]] = [([], self.root)]
+        while stack:
+            path, lvl = stack.pop()
+            for metric, sid in lvl.series.items():
+                yield path, metric, sid
+            for name, child in lvl.children.items():
+                stack.append((path + [name], child))
