@@ -478,3 +478,26 @@ def test_read_matches_reference(ops, frm, span):
     got, gfrom, gto, _ = s.read(["c", "h"], "m", frm, to)
     assert (gfrom, gto) == (wfrom, wto)
     assert eq_nan(got.tolist(), want)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.integers(0, 3000), min_size=1, max_size=200),
+    st.integers(1, 6),
+    st.integers(-50, 3100),
+    st.integers(0, 3200),
+)
+def test_aggregate_of_alike_children_equals_sum_of_reads(times, nchildren, frm, span):
+    """The one-plan gather for children sharing a layout gives what per-child reads give."""
+    s = make_store(m=(3, "sum"))
+    for ts in sorted(times):
+        b = Batch()
+        for c in range(nchildren):
+            b.add("m", ["c", "h", f"core{c}"], ts, float(ts % 97 + c))
+        s.write_batch(b)
+    to = frm + span
+    got, gfrom, gto, _ = s.read(["c", "h"], "m", frm, to)
+    parts = [s.read(["c", "h", f"core{c}"], "m", frm, to) for c in range(nchildren)]
+    assert all((p[1], p[2]) == (gfrom, gto) for p in parts)
+    want = np.sum([p[0] for p in parts], axis=0) if parts[0][0].size else np.zeros(0)
+    assert eq_nan(got.tolist(), want.tolist())

@@ -20,6 +20,7 @@ PAGE = 64
 PAGE_SHIFT = 6
 PAGES_PER_CHUNK = CHUNK_CAP // PAGE
 NO_ID = -1
+NAN_PAGE = 0
 
 
 def _grow(arr: np.ndarray, size: int, fill: float | int | bool) -> np.ndarray:
@@ -40,7 +41,9 @@ class PagePool:
     def __init__(self, initial_pages: int = 1024) -> None:
         self.data = np.empty((initial_pages, PAGE), dtype=np.float32)
         self._flat = self.data.reshape(-1)
-        self._used = 0  # pages ever handed out (high-water mark)
+        # Page 0 stays NaN forever: gathers of never-written pages read it instead of branching.
+        self.data[NAN_PAGE] = np.nan
+        self._used = 1  # pages ever handed out (high-water mark), page 0 included
         self._free: list[int] = []
 
     @property
@@ -48,7 +51,7 @@ class PagePool:
         return self._flat
 
     def allocated(self) -> int:
-        return self._used - len(self._free)
+        return self._used - 1 - len(self._free)
 
     def alloc(self, count: int) -> np.ndarray:
         """Hand out `count` NaN-filled pages; the array grows (never shrinks) when needed."""
@@ -71,6 +74,18 @@ class PagePool:
             self._used = need
         self.data[ids] = np.nan
         return ids
+
+    def alloc_one(self) -> int:
+        """`alloc(1)` without the array overhead (the per-sample write path uses it)."""
+        if self._free:
+            page = self._free.pop()
+        elif self._used < len(self.data):
+            page = self._used
+            self._used += 1
+        else:
+            return int(self.alloc(1)[0])
+        self.data[page] = np.nan
+        return page
 
     def release(self, ids: np.ndarray | list[int]) -> None:
         ids = [int(i) for i in ids if i >= 0]
@@ -158,16 +173,9 @@ class ChunkTable:
         if self.is_array[cid]:
             return self.arrays[cid][:n]
         npages = (n + PAGE - 1) >> PAGE_SHIFT
-        out = np.full(npages * PAGE, np.nan, dtype=np.float32)
         pages = self.pages[cid, :npages]
-        present = pages >= 0
-        if present.all():
-            out = self.pool.data[pages].reshape(-1)
-        elif present.any():
-            out = out.reshape(npages, PAGE)
-            out[present] = self.pool.data[pages[present]]
-            out = out.reshape(-1)
-        return out[:n]
+        pages = np.where(pages >= 0, pages, NAN_PAGE)
+        return self.pool.data[pages].reshape(-1)[:n]
 
     def set_value(self, cid: int, idx: int, value: float) -> None:
         """Store one value at slot `idx` (< cap) and extend the length as the Go buffer does."""
@@ -177,7 +185,7 @@ class ChunkTable:
             p = idx >> PAGE_SHIFT
             page = int(self.pages[cid, p])
             if page < 0:
-                page = int(self.pool.alloc(1)[0])
+                page = self.pool.alloc_one()
                 self.pages[cid, p] = page
             self.pool.data[page, idx & (PAGE - 1)] = value
         if idx + 1 > self.length[cid]:
@@ -200,19 +208,23 @@ def trunc_div(a: int, b: int) -> int:
     return q if (a >= 0) == (b > 0) else -q
 
 
-def read_chain(chunks: ChunkTable, chain: list[int], from_: int, to: int, out: np.ndarray) -> tuple[int, int, int]:
-    """Accumulate one chain over [from_, to) into `out` (spec §2.5); return (n, from', to').
+# A read plan is a list of segments (out_index, count, chunk_ordinal, slot): `count` outputs
+# starting at `out_index` come from slots `slot…` of the chain's chunk number `chunk_ordinal`
+# (oldest = 0), or are NaN when `chunk_ordinal` is -1.
+Segment = tuple[int, int, int, int]
 
-    `chain` lists chunk ids oldest to newest. Reads are done run by run with numpy slices; the
-    state machine (chunk advance, NaN for gaps, early stop) is the Go buffer's.
-    """
+
+def plan_chain(
+    chunks: ChunkTable, chain: list[int], from_: int, to: int, limit: int
+) -> tuple[list[Segment], int, int, int]:
+    """Walk the Go buffer read (spec §2.5) run by run; return (segments, n, from', to')."""
+    segments: list[Segment] = []
     if not chain:
-        return 0, from_, from_
+        return segments, 0, from_, from_
     pos = len(chain) - 1  # start at the head and walk back
     while True:
         cid = chain[pos]
-        f = int(chunks.freq[cid])
-        first_write = int(chunks.start[cid]) + f // 2
+        first_write = int(chunks.start[cid]) + int(chunks.freq[cid]) // 2
         if from_ >= first_write:
             break
         if pos == 0:
@@ -222,7 +234,6 @@ def read_chain(chunks: ChunkTable, chain: list[int], from_: int, to: int, out: n
 
     t = from_
     i = 0
-    limit = len(out)
     cid = chain[pos]
     while t < to and i < limit:
         start = int(chunks.start[cid])
@@ -241,39 +252,60 @@ def read_chain(chunks: ChunkTable, chain: list[int], from_: int, to: int, out: n
             idx = trunc_div(t - start, f)
             # Exactly one step is taken with the new chunk before the capacity is checked again.
             if idx >= length:
-                nxt = chain[pos + 1] if pos + 1 < len(chain) else NO_ID
-                if nxt == NO_ID or to <= int(chunks.start[nxt]):
+                if pos + 1 >= len(chain) or to <= int(chunks.start[chain[pos + 1]]):
                     break
-                out[i] += np.nan
+                segments.append((i, 1, -1, 0))
             elif t < start:
-                out[i] += np.nan
+                segments.append((i, 1, -1, 0))
             else:
-                out[i] += chunks.values(cid)[idx]
+                segments.append((i, 1, pos, idx))
             i += 1
             t += f
             continue
 
         remaining = min(-(-(to - t) // f), limit - i)
-        # 1) instants before this chunk's start read as NaN
-        if t < start:
+        if t < start:  # instants before this chunk's start read as NaN
             k = min(-(-(start - t) // f), remaining)
-            out[i : i + k] += np.nan
-            i += k
-            t += k * f
-            continue
-        # 2) instants with data
-        if idx < length:
+            segments.append((i, k, -1, 0))
+        elif idx < length:  # instants with data
             k = min(length - idx, remaining)
-            out[i : i + k] += chunks.values(cid)[idx : idx + k]
-            i += k
-            t += k * f
-            continue
-        # 3) past the chunk's length but inside its capacity
-        nxt = chain[pos + 1] if pos + 1 < len(chain) else NO_ID
-        if nxt == NO_ID or to <= int(chunks.start[nxt]):
-            break
-        k = min(cap - idx, remaining)
-        out[i : i + k] += np.nan
+            segments.append((i, k, pos, idx))
+        else:  # past the chunk's length but inside its capacity
+            if pos + 1 >= len(chain) or to <= int(chunks.start[chain[pos + 1]]):
+                break
+            k = min(cap - idx, remaining)
+            segments.append((i, k, -1, 0))
         i += k
         t += k * f
-    return i, from_, t
+    return segments, i, from_, t
+
+
+def read_chain(chunks: ChunkTable, chain: list[int], from_: int, to: int, out: np.ndarray) -> tuple[int, int, int]:
+    """Accumulate one chain over [from_, to) into `out` (spec §2.5); return (n, from', to')."""
+    segments, n, from_, to = plan_chain(chunks, chain, from_, to, len(out))
+    for i, k, ordinal, slot in segments:
+        if ordinal < 0:
+            out[i : i + k] += np.nan
+        else:
+            out[i : i + k] += chunks.values(chain[ordinal])[slot : slot + k]
+    return n, from_, to
+
+
+def read_chains_alike(
+    chunks: ChunkTable, chains: np.ndarray, segments: list[Segment], out: np.ndarray
+) -> None:
+    """Accumulate many chains of identical paged layout (rows of `chains`, oldest chunk first)
+    into `out`, following one plan: one gather per segment instead of a read per chain."""
+    pool = chunks.pool.data
+    for i, k, ordinal, slot in segments:
+        if ordinal < 0:
+            out[i : i + k] += np.nan
+            continue
+        cids = chains[:, ordinal]
+        p0 = slot >> PAGE_SHIFT
+        p1 = (slot + k - 1) >> PAGE_SHIFT
+        pages = chunks.pages[cids, p0 : p1 + 1]
+        pages = np.where(pages >= 0, pages, NAN_PAGE)
+        vals = pool[pages].reshape(len(cids), -1)
+        off = slot - (p0 << PAGE_SHIFT)
+        out[i : i + k] += vals[:, off : off + k].sum(axis=0, dtype=np.float64)

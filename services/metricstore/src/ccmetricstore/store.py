@@ -13,7 +13,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .buffer import NO_ID, PAGE, PAGE_SHIFT, ChunkTable, PagePool, _grow, read_chain, trunc_div
+from .buffer import (
+    NO_ID,
+    PAGE,
+    PAGE_SHIFT,
+    ChunkTable,
+    PagePool,
+    _grow,
+    plan_chain,
+    read_chain,
+    read_chains_alike,
+    trunc_div,
+)
 from .snapshot import SeriesSnapshot, Snapshot
 
 if TYPE_CHECKING:
@@ -303,6 +314,29 @@ class MemoryStore:
             if child is not None:
                 self._match(child, rest, metric, out)
 
+    def _chain_matrix(self, sids: list[int]) -> np.ndarray | None:
+        """Chunk ids of several chains (rows, oldest first) if all have the same paged layout."""
+        chunks = self.chunks
+        cur = self.s_head[np.asarray(sids, dtype=np.int64)].astype(np.int64)
+        cols = [cur]
+        while True:
+            nxt = chunks.prev[cur].astype(np.int64)
+            done = nxt == NO_ID
+            if done.all():
+                break
+            if done.any():
+                return None
+            cols.append(nxt)
+            cur = nxt
+        matrix = np.stack(cols[::-1], axis=1)
+        if chunks.is_array[matrix].any():
+            return None
+        for arr in (chunks.start, chunks.length, chunks.freq):
+            vals = arr[matrix]
+            if not (vals == vals[0]).all():
+                return None
+        return matrix
+
     def match(self, selector: Sequence[str | Sequence[str]], metric: str) -> list[int]:
         """Series ids a selector reaches for `metric` (spec §5.3 matching)."""
         out: list[int] = []
@@ -330,6 +364,14 @@ class MemoryStore:
         buf = np.zeros((to - from_) // f + 1, dtype=np.float64)
         data = buf
         n = 0
+        alike = self._chain_matrix(sids) if len(sids) > 1 else None
+        if alike is not None:
+            # Children written together share one chunk layout: one plan, one gather per segment.
+            segments, clen, from_, to = plan_chain(self.chunks, alike[0].tolist(), from_, to, len(buf))
+            read_chains_alike(self.chunks, alike, segments, buf)
+            data = buf[:clen]
+            n = len(sids)
+            sids = []
         for sid in sids:
             clen, cfrom, cto = read_chain(self.chunks, self._chain(sid), from_, to, data)
             cdata = data[:clen]
