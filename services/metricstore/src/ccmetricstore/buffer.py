@@ -23,15 +23,17 @@ NO_ID = -1
 NAN_PAGE = 0
 
 
-def _grow(arr: np.ndarray, size: int, fill: float | int | bool) -> np.ndarray:
-    """Return `arr` enlarged to at least `size` rows, new rows set to `fill`."""
+def _grow(arr: np.ndarray, size: int) -> np.ndarray:
+    """Return `arr` enlarged to at least `size` rows.
+
+    New rows are left uninitialised (so the OS does not make them resident before use): every
+    caller sets all fields of a row when it hands the row out.
+    """
     if len(arr) >= size:
         return arr
     new_len = max(size, int(len(arr) * 1.5) + 16)
-    shape = (new_len,) + arr.shape[1:]
-    out = np.empty(shape, dtype=arr.dtype)
+    out = np.empty((new_len,) + arr.shape[1:], dtype=arr.dtype)
     out[: len(arr)] = arr
-    out[len(arr) :] = fill
     return out
 
 
@@ -113,18 +115,22 @@ class ChunkTable:
     def live_count(self) -> int:
         return self._used - len(self._free)
 
+    def total_length(self) -> int:
+        """Samples in all live chunks (released chunks keep length 0)."""
+        return int(self.length[: self._used].sum(dtype=np.int64))
+
     def _ensure(self, size: int) -> None:
         if size <= len(self.start):
             return
-        self.start = _grow(self.start, size, 0)
-        self.length = _grow(self.length, size, 0)
-        self.cap = _grow(self.cap, size, 0)
-        self.freq = _grow(self.freq, size, 1)
-        self.prev = _grow(self.prev, size, NO_ID)
-        self.next = _grow(self.next, size, NO_ID)
-        self.archived = _grow(self.archived, size, False)
-        self.is_array = _grow(self.is_array, size, False)
-        self.pages = _grow(self.pages, size, NO_ID)
+        self.start = _grow(self.start, size)
+        self.length = _grow(self.length, size)
+        self.cap = _grow(self.cap, size)
+        self.freq = _grow(self.freq, size)
+        self.prev = _grow(self.prev, size)
+        self.next = _grow(self.next, size)
+        self.archived = _grow(self.archived, size)
+        self.is_array = _grow(self.is_array, size)
+        self.pages = _grow(self.pages, size)
 
     def new(self, start: int, freq: int, data: np.ndarray | None = None, archived: bool = False) -> int:
         """Create a chunk: paged with capacity 512, or (data given) exact-length as restored."""

@@ -112,8 +112,8 @@ class MemoryStore:
             self._s_used += 1
             self._s_key.append(None)
             if sid >= len(self.s_head):
-                self.s_head = _grow(self.s_head, sid + 1, NO_ID)
-                self.s_freq = _grow(self.s_freq, sid + 1, 1)
+                self.s_head = _grow(self.s_head, sid + 1)
+                self.s_freq = _grow(self.s_freq, sid + 1)
         self.s_head[sid] = NO_ID
         self.s_freq[sid] = self.metrics[metric].frequency
         self._s_key[sid] = None
@@ -568,8 +568,7 @@ class MemoryStore:
         return self.pool.allocated() * PAGE * 4 + arrays
 
     def sample_count(self) -> int:
-        # Released chunks have length 0, so a plain sum over the table counts live samples.
-        return int(self.chunks.length.sum(dtype=np.int64))
+        return self.chunks.total_length()
 
     def series_count(self) -> int:
         return self._s_used - len(self._s_free)
