@@ -158,6 +158,29 @@ class ChunkTable:
             self.is_array[cid] = True
         return cid
 
+    def new_many(self, starts: np.ndarray, freqs: np.ndarray) -> np.ndarray:
+        """Create empty paged chunks in bulk (first writes of many new series in one batch)."""
+        count = len(starts)
+        reuse = min(count, len(self._free))
+        ids = np.empty(count, dtype=np.int64)
+        if reuse:
+            ids[:reuse] = self._free[-reuse:]
+            del self._free[-reuse:]
+        if count > reuse:
+            ids[reuse:] = np.arange(self._used, self._used + count - reuse)
+            self._used += count - reuse
+            self._ensure(self._used)
+        self.start[ids] = starts
+        self.freq[ids] = freqs
+        self.length[ids] = 0
+        self.cap[ids] = CHUNK_CAP
+        self.prev[ids] = NO_ID
+        self.next[ids] = NO_ID
+        self.archived[ids] = False
+        self.is_array[ids] = False
+        self.pages[ids] = NO_ID
+        return ids
+
     def release(self, cid: int) -> None:
         if self.is_array[cid]:
             self.arrays.pop(cid, None)

@@ -241,10 +241,18 @@ class MemoryStore:
             sids[i] = self._series_for_key(batch.keys[i])
         ts = np.asarray(batch.times, dtype=np.int64)
         vals = np.asarray(batch.values, dtype=np.float64)
-
         chunks = self.chunks
         head = self.s_head[sids].astype(np.int64)
         has_head = head >= 0
+        if not has_head.all():
+            # First writes: give every new series its empty head chunk, anchored at its first
+            # row as a sequential write would; the rows themselves are applied below.
+            new_sids, first = np.unique(sids[~has_head], return_index=True)
+            rows = np.flatnonzero(~has_head)[first]
+            f = self.s_freq[new_sids]
+            self.s_head[new_sids] = chunks.new_many(ts[rows] - f // 2, f)
+            head = self.s_head[sids].astype(np.int64)
+            has_head = head >= 0
         safe_head = np.where(has_head, head, 0)
         start = chunks.start[safe_head]
         freq = chunks.freq[safe_head]
