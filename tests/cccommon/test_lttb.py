@@ -163,3 +163,18 @@ def test_matches_reference_default_threshold(seed, n, step, nan_frac):
 def test_non_multiple_with_random_frequency():
     with pytest.raises(ValueError):
         lttb(np.arange(5000.0), 7, 20)
+
+
+@pytest.mark.parametrize("step", [2, 3, 10, 31, 33, 60, 500])
+def test_table_and_loop_paths_agree(step, monkeypatch):
+    import cccommon.lttb as mod
+
+    rng = np.random.default_rng(step)
+    d = rng.normal(size=20000).cumsum()
+    d[rng.random(d.size) < 0.01] = math.nan
+    monkeypatch.setattr(mod, "_TABLE_MAX_BUCKET", 10**9)
+    table, _ = lttb(d, 1, step)
+    monkeypatch.setattr(mod, "_TABLE_MAX_BUCKET", 0)
+    loop, _ = lttb(d, 1, step)
+    same(table, loop)
+    same(loop, reference(d.tolist(), 1, step)[0])
