@@ -82,3 +82,15 @@ def test_parse_go_bool():
     assert parse_go_bool("T") and parse_go_bool("1") and not parse_go_bool("False")
     with pytest.raises(ValueError):
         parse_go_bool("yes")
+
+
+def test_values_starting_with_dash():
+    a = make().parse_args(["-workers", "-1", "-config", "-odd.json", "-loglevel", "info"])
+    assert a.workers == -1 and a.config == "-odd.json" and a.loglevel == "info"
+
+
+def test_positionals_still_work():
+    p = make()
+    p.add_argument("files", nargs="*")
+    a = p.parse_args(["-dev", "-config", "c", "a.json", "b.json"])
+    assert a.files == ["a.json", "b.json"] and a.dev and a.config == "c"

@@ -67,8 +67,8 @@ class GoFlagParser(argparse.ArgumentParser):
         it = iter(args)
         takes_value = False
         for a in it:
-            if takes_value:  # the value of the previous flag, even if it starts with "-"
-                out.append(a)
+            if takes_value:  # the value of the previous flag, even if it starts with "-" (as in Go)
+                out[-1] = f"{out[-1]}={a}"
                 takes_value = False
                 continue
             if a == "--":
@@ -80,7 +80,7 @@ class GoFlagParser(argparse.ArgumentParser):
                 action = self._option_string_actions.get(opt)
                 if action is None:
                     self.error(f"flag provided but not defined: {opt}")  # no prefix matching, as Go
-                takes_value = "=" not in a and action.nargs != 0
+                takes_value = "=" not in a and action.nargs is None
             if a.startswith("-") and "=" in a:
                 opt, _, val = a.partition("=")
                 name = opt.lstrip("-")

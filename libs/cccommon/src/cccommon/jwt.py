@@ -27,6 +27,7 @@ __all__ = [
     "public_key_b64",
     "sign",
     "verify",
+    "check_time_claims",
 ]
 
 
