@@ -139,3 +139,9 @@ def test_resolve_path(tmp_path: Path):
     assert resolve_path(base, "var/job.db") == tmp_path / "etc" / "var" / "job.db"
     assert resolve_path(base, "/abs/x") == Path("/abs/x")
     assert resolve_path("config.json", "var") == Path("var")
+
+
+def test_error_path_when_field_names_used():
+    with pytest.raises(ConfigError) as e:
+        parse_config({"metric_store": {"memory_cap": "x"}}, Root, file="c.json")
+    assert e.value.field == "metric_store.memory_cap"

@@ -81,6 +81,14 @@ def _render(path: list[str | int]) -> str:
     return out
 
 
+_TYPE_TAGS = {"int", "str", "float", "bool", "none", "dict", "list", "bytes", "decimal"}
+
+
+def _is_tag(el: Any) -> bool:
+    """Pydantic puts union members (`Nats`, `list[Nats]`, `int`) into error locations."""
+    return isinstance(el, str) and ("[" in el or el in _TYPE_TAGS or el[:1].isupper())
+
+
 def _error_path(data: Any, loc: tuple[Any, ...], missing: bool) -> str:
     """Map a pydantic error location to the JSON keys the user wrote, dropping union tags."""
     path: list[str | int] = []
@@ -90,12 +98,15 @@ def _error_path(data: Any, loc: tuple[Any, ...], missing: bool) -> str:
         if isinstance(cur, dict) and isinstance(el, str) and el in cur:
             path.append(el)
             cur = cur[el]
+        elif isinstance(cur, dict) and isinstance(el, str) and el.replace("-", "_") in cur:
+            path.append(el.replace("-", "_"))  # the user wrote the field name, not the alias
+            cur = cur[el.replace("-", "_")]
         elif isinstance(cur, list) and isinstance(el, int) and 0 <= el < len(cur):
             path.append(el)
             cur = cur[el]
-        elif last and missing:
+        elif (last and missing) or not _is_tag(el):
             path.append(el)
-        # otherwise: a pydantic union/validator tag, not a JSON key
+            cur = None
     return _render(path)
 
 
