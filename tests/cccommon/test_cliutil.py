@@ -33,7 +33,13 @@ def test_value_flag_spellings(argv):
 def test_defaults():
     a = make().parse_args([])
     assert (a.config, a.loglevel, a.logdate, a.dev, a.version, a.add_user, a.workers) == (
-        "./config.json", "warn", False, False, False, "", 4
+        "./config.json",
+        "warn",
+        False,
+        False,
+        False,
+        "",
+        4,
     )
 
 

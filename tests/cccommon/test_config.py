@@ -46,7 +46,9 @@ class Root(CCModel):
 
 def test_aliases_and_names():
     cfg = parse_config(
-        {"metric-store": {"retention-in-memory": "12h", "checkpoints": {"file-format": "wal"}}}, Root, file="c.json"
+        {"metric-store": {"retention-in-memory": "12h", "checkpoints": {"file-format": "wal"}}},
+        Root,
+        file="c.json",
     )
     assert cfg.metric_store.retention_in_memory == "12h"
     assert cfg.metric_store.checkpoints.file_format == "wal"

@@ -32,7 +32,9 @@ def test_parse_valid(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["", "-", "+", "1", "1d", "h", ".s", "1.2.3s", "1 h", "1H", "abc", "10", "1e3s"])
+@pytest.mark.parametrize(
+    "text", ["", "-", "+", "1", "1d", "h", ".s", "1.2.3s", "1 h", "1H", "abc", "10", "1e3s"]
+)
 def test_parse_invalid(text):
     with pytest.raises(ValueError, match="time: "):
         parse_duration(text)

@@ -46,7 +46,11 @@ def test_sign_from_env_var_and_env_file(tmp_path):
     (tmp_path / ".env").write_text(f'# keys\nJWT_PUBLIC_KEY="{DEMO_PUB}"\nJWT_PRIVATE_KEY="{DEMO_PRIV}"\n')
     s = run("-sign", "-user", "demo", cwd=tmp_path)
     assert s.returncode == 0, s.stderr
-    assert ccjwt.verify(s.stdout.strip(), DEMO_PUB) == {"sub": "demo", "roles": [], "iat": ccjwt.verify(s.stdout.strip(), DEMO_PUB)["iat"]}
+    assert ccjwt.verify(s.stdout.strip(), DEMO_PUB) == {
+        "sub": "demo",
+        "roles": [],
+        "iat": ccjwt.verify(s.stdout.strip(), DEMO_PUB)["iat"],
+    }
 
 
 def test_sign_errors(tmp_path):

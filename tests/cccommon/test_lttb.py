@@ -65,7 +65,9 @@ def test_passthrough_cases_return_input_object():
 
 
 def test_multiple_check_comes_before_length_checks():
-    with pytest.raises(ValueError, match=r"new sampling frequency \(90\) must be a multiple of old frequency \(60\)"):
+    with pytest.raises(
+        ValueError, match=r"new sampling frequency \(90\) must be a multiple of old frequency \(60\)"
+    ):
         lttb(np.arange(3.0), 60, 90)
     with pytest.raises(ValueError):
         lttb(np.array([]), 60, 90)
@@ -149,7 +151,12 @@ def test_matches_reference_on_random_data(data, f, mult, min_points):
 
 
 @settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1000, 5000), step=st.integers(2, 40), nan_frac=st.floats(0, 0.1))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1000, 5000),
+    step=st.integers(2, 40),
+    nan_frac=st.floats(0, 0.1),
+)
 def test_matches_reference_default_threshold(seed, n, step, nan_frac):
     rng = np.random.default_rng(seed)
     d = rng.normal(size=n).cumsum()

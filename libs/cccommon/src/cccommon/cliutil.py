@@ -56,7 +56,11 @@ class GoFlagParser(argparse.ArgumentParser):
             self._bool_flags.add(name)
             action = self.add_argument(f"-{name}", f"--{name}", **kw)
             self.add_argument(
-                _NEG + name, dest=kw["dest"], action="store_false", default=kw["default"], help=argparse.SUPPRESS
+                _NEG + name,
+                dest=kw["dest"],
+                action="store_false",
+                default=kw["default"],
+                help=argparse.SUPPRESS,
             )
             return action
         return self.add_argument(f"-{name}", f"--{name}", **kw)

@@ -62,7 +62,9 @@ def load_private_key(b64: str) -> Ed25519PrivateKey:
     """Decode `JWT_PRIVATE_KEY`: Go's 64-byte seed||public form, or a bare 32-byte seed."""
     raw = _b64decode(b64, "Ed25519 private key")
     if len(raw) not in (32, 64):
-        raise ValueError(f"Ed25519 private key must decode to 64 bytes (seed + public key) or 32 bytes, got {len(raw)}")
+        raise ValueError(
+            f"Ed25519 private key must decode to 64 bytes (seed + public key) or 32 bytes, got {len(raw)}"
+        )
     key = Ed25519PrivateKey.from_private_bytes(raw[:32])
     if len(raw) == 64 and _raw_public(key.public_key()) != raw[32:]:
         raise ValueError("Ed25519 private key is inconsistent: its public half does not match its seed")
@@ -121,7 +123,9 @@ def _numeric(claims: dict[str, Any], name: str) -> float | None:
     return float(v)
 
 
-def check_time_claims(claims: dict[str, Any], *, max_age: float | None = None, now: float | None = None) -> None:
+def check_time_claims(
+    claims: dict[str, Any], *, max_age: float | None = None, now: float | None = None
+) -> None:
     """Validate `exp`/`nbf`/`iat` when present (no leeway), and `max_age` against `iat`."""
     t = time.time() if now is None else now
     exp = _numeric(claims, "exp")

@@ -78,7 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.fail("-sign needs -user <name>")
     key_b64 = _private_key_b64(args.key, args.env)
     if not key_b64:
-        p.fail("-sign needs a private key: -key <base64>, $JWT_PRIVATE_KEY or JWT_PRIVATE_KEY in the -env file")
+        p.fail(
+            "-sign needs a private key: -key <base64>, $JWT_PRIVATE_KEY or JWT_PRIVATE_KEY in the -env file"
+        )
     try:
         key = ccjwt.load_private_key(key_b64)
     except ValueError as e:
