@@ -28,7 +28,7 @@ bench: setup
 	@bash scripts/bench.sh
 
 lint: setup
-	@$(VENV)/bin/ruff check libs services tests bench
+	@$(VENV)/bin/ruff check libs services tests $(wildcard bench scripts)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis

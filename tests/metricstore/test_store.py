@@ -501,3 +501,11 @@ def test_aggregate_of_alike_children_equals_sum_of_reads(times, nchildren, frm, 
     assert all((p[1], p[2]) == (gfrom, gto) for p in parts)
     want = np.sum([p[0] for p in parts], axis=0) if parts[0][0].size else np.zeros(0)
     assert eq_nan(got.tolist(), want.tolist())
+
+
+def test_huge_range_costs_only_the_data_present():
+    s = make_store(m=(60, None))
+    for t in range(1_700_000_000, 1_700_000_000 + 600, 60):
+        s.write(["c", "h"], "m", t, 1.0)
+    data, frm, to, _ = s.read(["c", "h"], "m", 0, 2**62)
+    assert len(data) == 10 and frm == 1_700_000_000 and to == 1_700_000_600

@@ -345,6 +345,20 @@ class MemoryStore:
                 return None
         return matrix
 
+    def _buffer_len(self, chain: list[int], from_: int, to: int, f: int) -> int:
+        """Output slots the first chain can fill: `(to-from)//f + 1` bounded by the data present.
+
+        Later chains read into the range the first one narrowed, so this bounds every read and a
+        request like `from: 0, to: 2**62` costs no more memory than the data it reaches.
+        """
+        full = (to - from_) // f + 1
+        chunks = self.chunks
+        lo = max(from_, int(chunks.start[chain[0]]))
+        ids = np.asarray(chain, dtype=np.int64)
+        reach = int((chunks.start[ids] + chunks.cap[ids].astype(np.int64) * chunks.freq[ids]).max())
+        hi = min(to, max(reach, chunks.end(chain[-1])) + len(chain) * f)
+        return max(1, min(full, (hi - lo) // f + 2))
+
     def match(self, selector: Sequence[str | Sequence[str]], metric: str) -> list[int]:
         """Series ids a selector reaches for `metric` (spec §5.3 matching)."""
         out: list[int] = []
@@ -369,10 +383,11 @@ class MemoryStore:
         sids = self.match(selector, metric)
         if not sids:
             raise NotFoundError()
-        buf = np.zeros((to - from_) // f + 1, dtype=np.float64)
+        alike = self._chain_matrix(sids) if len(sids) > 1 else None
+        first = alike[0].tolist() if alike is not None else self._chain(sids[0])
+        buf = np.zeros(self._buffer_len(first, from_, to, f), dtype=np.float64)
         data = buf
         n = 0
-        alike = self._chain_matrix(sids) if len(sids) > 1 else None
         if alike is not None:
             # Children written together share one chunk layout: one plan, one gather per segment.
             segments, clen, from_, to = plan_chain(self.chunks, alike[0].tolist(), from_, to, len(buf))
