@@ -309,7 +309,9 @@ def plan_chain(
     return segments, i, from_, t
 
 
-def read_chain(chunks: ChunkTable, chain: list[int], from_: int, to: int, out: np.ndarray) -> tuple[int, int, int]:
+def read_chain(
+    chunks: ChunkTable, chain: list[int], from_: int, to: int, out: np.ndarray
+) -> tuple[int, int, int]:
     """Accumulate one chain over [from_, to) into `out` (spec §2.5); return (n, from', to')."""
     segments, n, from_, to = plan_chain(chunks, chain, from_, to, len(out))
     for i, k, ordinal, slot in segments:

@@ -300,7 +300,9 @@ class MemoryStore:
 
     # ------------------------------------------------------------------ reads
 
-    def _match(self, lvl: Level, selector: Sequence[str | Sequence[str]], metric: str, out: list[int]) -> None:
+    def _match(
+        self, lvl: Level, selector: Sequence[str | Sequence[str]], metric: str, out: list[int]
+    ) -> None:
         if not selector:
             sid = lvl.series.get(metric)
             if sid is not None and self.s_head[sid] != NO_ID:
