@@ -45,7 +45,12 @@ def test_guide_nats_object_form():
 def test_legacy_nats_array_form(tmp_path):
     cfg = json.loads((CONFIGS / "guide-nats.json").read_text())
     cfg["nats"] = [
-        {"address": "nats://a:4222", "username": "u", "password": "p", "subscriptions": [{"subscribe-to": "x"}]},
+        {
+            "address": "nats://a:4222",
+            "username": "u",
+            "password": "p",
+            "subscriptions": [{"subscribe-to": "x"}],
+        },
         {"address": "nats://b:4222", "subscriptions": [{"subscribe-to": "y", "cluster-tag": "c"}]},
     ]
     p = tmp_path / "c.json"
@@ -77,7 +82,11 @@ def test_upstream_example_configs(name):
 
 def test_metrics_file_is_inlined(tmp_path):
     (tmp_path / "metrics.json").write_text('{"m": {"frequency": 5, "aggregation": "sum"}}')
-    cfg = {"main": {}, "metrics-file": str(tmp_path / "metrics.json"), "metric-store": {"retention-in-memory": "1h"}}
+    cfg = {
+        "main": {},
+        "metrics-file": str(tmp_path / "metrics.json"),
+        "metric-store": {"retention-in-memory": "1h"},
+    }
     p = tmp_path / "config.json"
     p.write_text(json.dumps(cfg))
     s = load_settings(p)
@@ -128,7 +137,13 @@ def test_current_requires_retention(tmp_path):
 def test_archive_mode_requires_directory(tmp_path):
     p = tmp_path / "c.json"
     p.write_text(
-        json.dumps({"main": {}, "metrics": {}, "metric-store": {"retention-in-memory": "1h", "cleanup": {"mode": "archive"}}})
+        json.dumps(
+            {
+                "main": {},
+                "metrics": {},
+                "metric-store": {"retention-in-memory": "1h", "cleanup": {"mode": "archive"}},
+            }
+        )
     )
     with pytest.raises(ConfigError) as ei:
         load_settings(p)
@@ -139,7 +154,10 @@ def test_cli_exits_2_naming_file_and_field(tmp_path):
     p = tmp_path / "broken.json"
     p.write_text('{"metrics": {"x": {"frequency": -1, "aggregation": null}}}')
     r = subprocess.run(
-        [sys.executable, "-m", "ccmetricstore.cli", "-config", str(p)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "ccmetricstore.cli", "-config", str(p)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert r.returncode == 2
     assert str(p) in r.stderr and "metrics.x.frequency" in r.stderr
@@ -149,7 +167,10 @@ def test_cli_bad_json_names_line(tmp_path):
     p = tmp_path / "broken.json"
     p.write_text('{"metrics": {\n  "x": }')
     r = subprocess.run(
-        [sys.executable, "-m", "ccmetricstore.cli", "-config", str(p)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "ccmetricstore.cli", "-config", str(p)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert r.returncode == 2 and "line 2" in r.stderr
 
@@ -165,7 +186,9 @@ def test_cli_missing_file(tmp_path):
 
 
 def test_version_flag():
-    r = subprocess.run([sys.executable, "-m", "ccmetricstore.cli", "-version"], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "ccmetricstore.cli", "-version"], capture_output=True, text=True
+    )
     assert r.returncode == 0 and "cc-metric-store" in r.stdout
 
 

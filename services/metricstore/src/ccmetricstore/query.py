@@ -24,7 +24,14 @@ class BadRequest(Exception):
 
 # --------------------------------------------------------------------------- decoding
 
-_GO_TYPES = {bool: "bool", str: "string", int: "int64", float: "float64", list: "[]string"}
+_GO_TYPES = {
+    bool: "bool",
+    str: "string",
+    int: "int64",
+    float: "float64",
+    list: "[]string",
+    tuple: "[]ApiQuery",
+}
 
 
 def _json_kind(v: Any) -> str:
@@ -70,24 +77,26 @@ def _field(obj: dict[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
+def _type_ok(value: Any, kind: type) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is str:
+        return isinstance(value, str)
+    if kind is tuple:  # a list of objects, checked element by element later
+        return isinstance(value, list)
+    return isinstance(value, list) and all(isinstance(x, str) for x in value)
+
+
 def _typed(value: Any, kind: type, struct: str, fieldname: str) -> Any:
     if value is None:
         return None
-    ok = (
-        isinstance(value, bool)
-        if kind is bool
-        else isinstance(value, int) and not isinstance(value, bool)
-        if kind is int
-        else isinstance(value, int | float) and not isinstance(value, bool)
-        if kind is float
-        else isinstance(value, str)
-        if kind is str
-        else isinstance(value, list) and all(isinstance(x, str) for x in value)
-    )
     if kind is int and isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
-        # orjson reads 1700000000.0 only when written so; Go would reject it, we accept whole numbers
-        return int(value)
-    if not ok:
+        return int(value)  # Go rejects 1.7e9 for an int64; whole numbers are accepted here
+    if not _type_ok(value, kind):
         raise BadRequest(
             f"json: cannot unmarshal {_json_kind(value)} into Go struct field {struct}.{fieldname} "
             f"of type {_GO_TYPES[kind]}"
@@ -114,7 +123,7 @@ _REQUEST_FIELDS = {
     "cluster": ("cluster", str),
     "from": ("from_", int),
     "to": ("to", int),
-    "queries": ("queries", list),
+    "queries": ("queries", tuple),
     "for-all-nodes": ("for_all_nodes", list),
     "with-stats": ("with_stats", bool),
     "with-data": ("with_data", bool),
