@@ -49,7 +49,9 @@ def values(store: MemoryStore, path: list[str], metric: str) -> list[list[float]
 
 
 def eq_nan(a, b) -> bool:
-    return len(a) == len(b) and all((math.isnan(x) and math.isnan(y)) or x == y for x, y in zip(a, b, strict=True))
+    return len(a) == len(b) and all(
+        (math.isnan(x) and math.isnan(y)) or x == y for x, y in zip(a, b, strict=True)
+    )
 
 
 # §14.1
@@ -467,7 +469,9 @@ def test_read_matches_reference(ops, frm, span):
         else:
             start = max(op[1], t_restore)
             try:
-                s.load_snapshot("c", "h", Snapshot(metrics={"m": SeriesSnapshot(5, start, np.arange(op[2]) + 0.5)}))
+                s.load_snapshot(
+                    "c", "h", Snapshot(metrics={"m": SeriesSnapshot(5, start, np.arange(op[2]) + 0.5)})
+                )
                 t_restore = start
             except StoreError:
                 pass
