@@ -69,10 +69,10 @@ def measure(server: Server, url: str, bodies: list[list[bytes]], points_per_step
 def main(argv: list[str] | None = None) -> int:
     p = base_argparser(__doc__.splitlines()[0])
     p.add_argument("--hosts", type=int, default=200)
-    p.add_argument("--steps", type=int, help="timed time steps (default 20, quick 6)")
+    p.add_argument("--steps", type=int, help="timed time steps (default 30, quick 6)")
     p.add_argument("--conns", type=int, default=8)
     args = p.parse_args(argv)
-    steps = args.steps or (6 if args.quick else 20)
+    steps = args.steps or (6 if args.quick else 30)
     points_per_step = args.hosts * INGEST_TOPO.series_per_host
     t0 = aligned_start((steps + 1) * FREQ)
     log(

@@ -60,7 +60,7 @@ def ingest_ours(port: int, hosts: int, steps: int, t0: int, conns: int = 8) -> f
     return asyncio.run(feed_pipelined(url, make_body, total, conns=len(templates)))
 
 
-def measure_vm(rep: Report, hosts: int, steps: int, t0: int, samples: int, keep: bool) -> None:
+def measure_vm(rep: Report, hosts: int, steps: int, t0: int, samples: int, keep: bool) -> dict[str, float]:
     vm = start_vm(keep=keep)
     try:
         idle = vm.rss()
@@ -79,8 +79,7 @@ def measure_vm(rep: Report, hosts: int, steps: int, t0: int, samples: int, keep:
             f"data dir {disk / 1e6:.0f} MB"
         )
         rep.info.update(vm_rss=rss, vm_rss_idle=idle, vm_disk=disk, vm_import_s=wall)
-        rep.add("VM resident bytes/sample (info)", "B", (rss - idle) / samples)
-        rep.add("VM disk bytes/sample (info)", "B", disk / samples)
+        return {"rss": (rss - idle) / samples, "disk": disk / samples}
     finally:
         vm.stop(timeout=60)
 
@@ -123,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         if written is not None and written != samples:
             log(f"ours: WARNING store counted {written:.0f} written samples, sent {samples}")
         per = (rss - idle) / samples
+        peak = (hwm - idle) / samples
         log(
             f"ours: RSS {rss / 1e6:.0f} MB (peak {hwm / 1e6:.0f} MB), store reports {held} samples in "
             f"{sample_bytes} bytes; {per:.2f} B/sample"
@@ -135,29 +135,35 @@ def main(argv: list[str] | None = None) -> int:
             store_sample_bytes=sample_bytes,
             ingest_s=wall,
         )
-        rep.add(
-            "resident bytes/sample",
-            "B",
-            per,
-            target=f"<= {TARGET_BYTES_PER_SAMPLE}",
-            passed=per <= TARGET_BYTES_PER_SAMPLE,
-        )
-        rep.add("peak RSS bytes/sample (info)", "B", (hwm - idle) / samples)
         if args.final_checkpoint:
             t = time.perf_counter()
-            rc = ours.stop(signal.SIGTERM, timeout=900)
+            ours.proc.send_signal(signal.SIGTERM)
+            rc = ours.proc.wait(900)
             took = time.perf_counter() - t
-            size = dir_bytes(ours.workdir / "checkpoints") if args.keep else None
-            log(f"ours: SIGTERM -> exit {rc} after {took:.1f}s (final checkpoint)")
+            size = dir_bytes(ours.workdir / "checkpoints")
+            log(f"ours: SIGTERM -> exit {rc} after {took:.1f}s, final checkpoint {size / 1e6:.0f} MB")
             rep.info.update(final_checkpoint_s=took, final_checkpoint_bytes=size)
     finally:
         ours.stop(signal.SIGKILL)
 
+    vm: dict[str, float] = {}
     if (args.vm or args.quick) and not args.no_peers:
         if have_vm():
-            measure_vm(rep, hosts, steps, t0, samples, args.keep)
+            vm = measure_vm(rep, hosts, steps, t0, samples, args.keep)
         else:
             log("victoria-metrics not installed: peer skipped")
+    rep.add(
+        "resident bytes/sample",
+        "B",
+        per,
+        peer=vm.get("rss"),
+        peer_name="VM RSS",
+        target=f"<= {TARGET_BYTES_PER_SAMPLE}",
+        passed=per <= TARGET_BYTES_PER_SAMPLE,
+    )
+    rep.add("peak RSS bytes/sample (info)", "B", peak)
+    if vm:
+        rep.add("VM disk bytes/sample (info)", "B", vm["disk"])
     rep.print()
     rep.write(args.json)
     return 0
