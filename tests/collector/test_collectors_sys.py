@@ -1064,3 +1064,29 @@ def test_cpustat_cost_per_message(tmp_path: Path) -> None:
         best = min(best, (time.perf_counter() - t) / len(sink))
     assert len(sink) == 129 * 11 + 1
     assert best < 20e-6, f"{best * 1e6:.1f} µs per message"
+
+
+# ----------------------------------------------------------------------------- option decoding
+
+
+def test_option_keys_match_case_insensitively(tmp_path: Path) -> None:
+    clock = Clock()
+    root = stage(tmp_path, "numastats")
+    c = make("numastats", root, {"Send_Derived_Values": True, "SEND_ABS_VALUES": False}, clock)
+    collect(c)
+    clock.t += 10 * SEC
+    assert {m.name for m in collect(c)} == {
+        f"numastats_{k}_rate"
+        for k in ("numa_hit", "numa_miss", "numa_foreign", "interleave_hit", "local_node", "other_node")
+    }
+
+
+def test_lenient_collectors_warn_about_unknown_options(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = stage(tmp_path, "netstat")
+    with caplog.at_level("WARNING"):
+        make("netstat", root, {"include_devices": ["lo"], "exclude_devices": ["eno1"]})
+    assert "exclude_devices" in caplog.text
+    with pytest.raises(CollectorInitError, match="send_derived_values"):
+        make("netstat", root, {"include_devices": ["lo"], "send_derived_values": "yes"})
