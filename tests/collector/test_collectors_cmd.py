@@ -7,6 +7,7 @@ ROCm SMI get fake backends; clocks are injected where rates are derived.
 
 from __future__ import annotations
 
+import ctypes.util
 import importlib.util
 import os
 import struct
@@ -1338,3 +1339,31 @@ def test_likwid_init_failures(tmp_path: Path) -> None:
     c, lib = _likwid(tmp_path, {**LIKWID_CONFIG, "access_mode": "accessdaemon"})
     assert lib.access == ("accessdaemon", [0, 1, 2, 3])
     c.close()
+
+
+# ----------------------------------------------------------------------------- the real loaders
+
+
+@pytest.mark.skipif(os.path.exists("/dev/nvidiactl"), reason="this machine has an NVIDIA driver")
+def test_nvidia_real_binding_without_driver() -> None:
+    """The real pynvml (when installed) or its absence both give the one clear message."""
+    with pytest.raises(CollectorInitError, match=r"^nvidia: NVML library not found \(install nvidia-ml-py"):
+        NvidiaCollector().init({})
+
+
+def test_likwid_real_loader_missing_library(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    _cpu_tree(root)
+    c = LikwidCollector(root=str(root))
+    cfg = {**LIKWID_CONFIG, "liblikwid_path": str(tmp_path / "liblikwid.so")}
+    with pytest.raises(CollectorInitError, match=r"^likwid: cannot load .*liblikwid\.so \(install LIKWID"):
+        c.init(cfg)
+
+
+@pytest.mark.skipif(ctypes.util.find_library("rocm_smi64") is not None, reason="ROCm SMI is installed")
+def test_rocm_smi_real_loader_without_rocm(tmp_path: Path, drm_root: str) -> None:
+    with pytest.raises(CollectorInitError, match="ROCm SMI library"):
+        RocmSmiCollector(root=str(tmp_path / "empty")).init({})
+    c = RocmSmiCollector(root=drm_root)  # falls back to sysfs
+    c.init({})
+    assert len(collect(c)) == 2 * (17 + 4)
