@@ -378,11 +378,11 @@ class _Builder:
         elif raw is None:
             data = np.empty(0, dtype=np.float32)
         elif isinstance(raw, list):  # an array the fast path did not cut out (other spacing)
-            try:
+            if not all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in raw):
+                raise ValueError(f"invalid JSON checkpoint: {where}: 'data' holds a non-number")
+            with np.errstate(over="ignore"):
                 data = np.array([np.nan if v is None else v for v in raw], dtype=np.float64)
-            except (TypeError, ValueError):
-                raise ValueError(f"invalid JSON checkpoint: {where}: 'data' holds a non-number") from None
-            data = data.astype(np.float32)
+                data = data.astype(np.float32)
         else:
             raise ValueError(f"invalid JSON checkpoint: {where}: 'data' must be an array")
         if freq <= 0 and len(data):
@@ -394,8 +394,10 @@ class _Builder:
             raise ValueError(f"invalid JSON checkpoint: {where or 'root'} is not an object")
         if depth > 64:
             raise ValueError("invalid JSON checkpoint: levels nested too deeply")
-        metrics = obj.get("metrics") or {}
-        children = obj.get("children") or {}
+        metrics = obj.get("metrics")
+        children = obj.get("children")
+        metrics = {} if metrics is None else metrics
+        children = {} if children is None else children
         if not isinstance(metrics, dict) or not isinstance(children, dict):
             raise ValueError(f"invalid JSON checkpoint: {where or 'root'}: metrics/children must be objects")
         snap = Snapshot(
