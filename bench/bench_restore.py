@@ -237,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
                     target=f">= {TARGET_JSON_MBPS:.0f}",
                     passed=mbps >= TARGET_JSON_MBPS and ok,
                 )
+                rep.add("JSON restore samples/s (info)", "/s", samples / restore)
             else:
                 rep.add(
                     f"binary restore ({hosts} hosts, {size / 1e6:.0f} MB)",
