@@ -90,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     metrics = INGEST_TOPO.metric_config()
     variants = [
         ("ours (journal off)", dict(journal=False, file_format="json")),
-        ("ours (journal on, default)", dict(journal=True, file_format="json")),
-        ("ours (journal on, wal)", dict(journal=True, file_format="wal")),
+        ("ours (journal on)", dict(journal=True, file_format="json")),
+        ("ours (journal on, wal = default config)", dict(journal=True, file_format="wal")),
     ]
     for label, kw in variants:
         try:
@@ -145,10 +145,10 @@ def main(argv: list[str] | None = None) -> int:
                 server.stop(timeout=60)
 
     print()
-    print(f"{'store':28} {'wall s':>7} {'points/s':>11} {'CPU s':>7} {'CPU us/point':>13}")
+    print(f"{'store':40} {'wall s':>7} {'points/s':>11} {'CPU s':>7} {'CPU us/point':>13}")
     for label, r in results.items():
         print(
-            f"{label:28} {r['wall_s']:7.2f} {r['points_per_s']:11,.0f} {r['cpu_s']:7.2f} "
+            f"{label:40} {r['wall_s']:7.2f} {r['points_per_s']:11,.0f} {r['cpu_s']:7.2f} "
             f"{r['cpu_per_point_us']:13.3f}"
         )
     print()
