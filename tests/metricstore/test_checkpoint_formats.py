@@ -91,11 +91,31 @@ def test_json_layout_matches_upstream() -> None:
             check(child)
 
     check(obj)
-    # full float32 precision (shortest text of the float32), not upstream's one decimal
+    # full float32 precision (a JSON reader gets the float32 values back), not one decimal
     assert obj["metrics"]["cpu_load"]["data"] == [0.5, 0.7, None, 0.04, 1234.5677, -3.25, 1e-7, 3.4e38]
-    assert b'"data":[0.5,0.7,null,0.04,1234.5677,-3.25,' in raw
     assert obj["metrics"]["mem_used"]["data"] == []
     assert obj["children"]["empty"] == {"metrics": {}, "children": {}, "from": 1000, "to": 1180}
+
+
+def test_json_arrays_are_fixed_width_columns() -> None:
+    """Same decimals for the whole array, right-aligned in 7, 11 or 15 characters (plain JSON)."""
+
+    def text(values) -> bytes:
+        raw = encode_json(Snapshot(metrics={"m": series(values)}, from_=1, to=2))
+        return raw[raw.index(b'"data":[') + 8 : raw.index(b"]")]
+
+    assert text([52.586, 56.063, 9.0, NAN, -0.0, -12.5]) == b" 52.586, 56.063,  9.000,   null, -0.000,-12.500"
+    assert text([1.0, 2.0, 300.0]) == b"      1,      2,    300"
+    assert text([0.1, 1234.5677]) == b"     0.1000,  1234.5677"  # float32 1234.5677 needs 4 decimals
+    assert text([123456.7, -0.001]) == b" 123456.703,     -0.001"  # float32 123456.703125
+    assert text([1e-7, 5.0]) == b"  0.0000001,  5.0000000"
+    assert text([1.2345678e-9, 5.0]) == b"1.2345678e-9,5.0"  # needs more than 14 digits: compact
+    assert text([3.4e38]) == b"3.4e+38"
+    assert len(text([1.0] * 10)) == 10 * 8 - 1
+    for values in ([52.586, NAN, -0.0], [0.1, 1234.5677], [1.2345678e-9, 5.0], [123456.7, -0.001, 99999.99]):
+        got = orjson.loads(b"[" + text(values) + b"]")
+        expected = [None if np.isnan(v) else float(np.float32(v)) for v in values]
+        assert [None if g is None else float(np.float32(g)) for g in got] == expected
 
 
 def test_json_round_trip() -> None:
@@ -108,7 +128,7 @@ def test_json_round_trip() -> None:
 def test_json_infinity_is_written_as_null() -> None:
     snap = Snapshot(metrics={"m": series([np.inf, -np.inf, 1.0])}, from_=1, to=2)
     raw = encode_json(snap)
-    assert b'"data":[null,null,1.0]' in raw
+    assert b'"data":[   null,   null,      1]' in raw
     assert np.isnan(decode_json(raw).metrics["m"].data[:2]).all()
 
 
@@ -217,6 +237,30 @@ def test_decode_json_rejects_corrupt_input(text: bytes) -> None:
         decode_json(text)
 
 
+@pytest.mark.parametrize(
+    "array",
+    [
+        b"1.5,2.5,333",  # looks like 4-byte rows, is not
+        b"52.6,56.1,78.0,128.0",  # upstream one-decimal numbers of different widths
+        b"52.6,56.1,78.0,99.9",  # ... and of the same width (parsed as rows)
+        b"   1.5,  -2.5,  null",  # our rows
+        b"   1.5,  -2.5, 12.5 ",  # a space after a number: not our layout
+        b"  1.5 ,  2.5",  # same width, spaces after the numbers
+        b"1,2,3,4,5,6,7",
+        b"   -0.0,    1.0,     -0",
+        b"   1e5,   2e5",  # exponents in rows
+        b"123456789012345,1",
+    ],
+)
+def test_fixed_width_detection_falls_back(array: bytes) -> None:
+    text = b'{"metrics":{"m":{"frequency":1,"start":0,"data":[' + array + b"]}}}"
+    got = decode_json(text).metrics["m"].data
+    expected = np.array(
+        [NAN if v is None else v for v in orjson.loads(b"[" + array + b"]")], dtype=np.float32
+    )
+    assert np.array_equal(got, expected, equal_nan=True)
+
+
 def test_decode_json_rejects_every_truncation() -> None:
     raw = encode_json(sample_snapshot()).rstrip(b"\n")
     for n in range(len(raw)):
@@ -235,6 +279,25 @@ def test_json_large_file_is_split_into_batches() -> None:
     metrics["tiny"] = series([7.0])
     snap = Snapshot(metrics=metrics, from_=1, to=2)
     assert_same(snap, decode_json(encode_json(snap)))
+
+
+def test_json_metric_like_values_round_trip() -> None:
+    """Values as collectors send them (a few decimals, any magnitude, gaps) in every row width."""
+    rng = np.random.default_rng(11)
+    metrics = {}
+    for i in range(400):
+        n = int(rng.integers(1, 300))
+        decimals = int(rng.integers(0, 7))
+        v = np.round(rng.normal(size=n) * 10.0 ** rng.integers(-2, 9), decimals)
+        v[rng.random(n) < 0.1] = np.nan
+        if i % 5 == 0:
+            v = np.abs(v)
+        metrics[f"m{i}"] = SeriesSnapshot(10, i, v.astype(np.float32))
+    snap = Snapshot(metrics=metrics, from_=3, to=4)
+    raw = encode_json(snap)
+    assert raw.count(b"     ") > 100  # most arrays are fixed-width columns
+    assert_same(snap, decode_json(raw))
+    assert_same(snap, _read_with_orjson(raw))
 
 
 # ----------------------------------------------------------------------------- binary
@@ -336,7 +399,30 @@ def snapshots(draw) -> Snapshot:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(snapshots())
 def test_property_json_round_trip(snap: Snapshot) -> None:
-    assert_same(snap, decode_json(encode_json(snap)))
+    raw = encode_json(snap)
+    assert_same(snap, decode_json(raw))
+    assert_same(snap, _read_with_orjson(raw))  # what any JSON reader (Go's too) gets
+
+
+def _read_with_orjson(raw: bytes) -> Snapshot:
+    def level(obj: dict) -> Snapshot:
+        return Snapshot(
+            metrics={
+                name: SeriesSnapshot(
+                    m["frequency"],
+                    m["start"],
+                    np.array([NAN if v is None else v for v in m["data"]], dtype=np.float64).astype(
+                        np.float32
+                    ),
+                )
+                for name, m in obj["metrics"].items()
+            },
+            children={name: level(c) for name, c in obj["children"].items()},
+            from_=obj["from"],
+            to=obj["to"],
+        )
+
+    return level(orjson.loads(raw))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
