@@ -516,6 +516,14 @@ def test_select_restore_files(tmp_path: Path, caplog: pytest.LogCaptureFixture) 
     assert names(files.select_cleanup_files(d, 200)) == ["100.json", "200.bin"]  # ≤ cutoff, not 0
 
 
+def test_unreadable_host_directory_restores_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR, logger="metricstore"):
+        assert files.select_restore_files(tmp_path / "gone", 0) == []
+    assert "gone" in caplog.text
+    with pytest.raises(FileNotFoundError):  # cleanup must see the failure (spec §12.7)
+        files.select_cleanup_files(tmp_path / "gone", 0)
+
+
 def test_restore_host_files_skips_old_and_reports_bad(tmp_path: Path) -> None:
     d = tmp_path / "c" / "h"
     d.mkdir(parents=True)

@@ -111,15 +111,15 @@ def write_snapshot_file(
     fmt: Literal["json", "bin"],
 ) -> Path:
     """Write one host's snapshot as `<dirpath>/<cluster>/<host>/<from>.<fmt>`; returns the path."""
+    for part in (cluster, host):
+        if not part or part in (".", "..") or "/" in part or "\\" in part or "\x00" in part:
+            raise ValueError(f"unsafe name for a checkpoint directory: {part!r}")
     if fmt == "json":
         data = encode_json(snap)
     elif fmt == "bin":
         data = encode_bin(snap)
     else:
         raise ValueError(f"unknown checkpoint format {fmt!r} (use 'json' or 'bin')")
-    for part in (cluster, host):
-        if not part or part in (".", "..") or "/" in part or "\\" in part or "\x00" in part:
-            raise ValueError(f"unsafe name for a checkpoint directory: {part!r}")
     path = Path(dirpath) / cluster / host / f"{int(from_)}.{fmt}"
     write_file_atomic(path, data)
     return path
@@ -181,8 +181,13 @@ def snapshot_files(host_dir: str | os.PathLike[str]) -> list[tuple[int, Path]]:
 def select_restore_files(host_dir: str | os.PathLike[str], window_start: int) -> list[Path]:
     """Files to load at start (spec §12.6), ascending: name timestamp ≥ `window_start`, plus
     the last file before it if the next file is after it (its interval reaches into the window).
+    An unreadable directory is logged and gives [] (upstream refuses to start).
     """
-    files = snapshot_files(host_dir)
+    try:
+        files = snapshot_files(host_dir)
+    except OSError as e:
+        log.error("checkpoint directory %s cannot be read, nothing restored from it: %s", host_dir, e)
+        return []
     out: list[Path] = []
     for i, (ts, path) in enumerate(files):
         if ts >= window_start:
