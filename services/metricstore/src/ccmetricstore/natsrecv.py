@@ -26,6 +26,7 @@ class NatsReceiver:
         self.nc: Any = None
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
+        self._errors = 0
 
     def _options(self) -> dict[str, Any]:
         s = self.settings
@@ -48,12 +49,25 @@ class NatsReceiver:
         return opts
 
     async def _on_error(self, e: Exception) -> None:
-        log.warning("NATS: %s", e)
+        # nats-py keeps retrying the first connection itself and reports each failure here:
+        # one line for the first failure and then one per 30 attempts, not one per attempt
+        self._errors += 1
+        if self._errors == 1 or self._errors % 30 == 0:
+            if self.connected.is_set():
+                log.warning("NATS: %s (%d errors so far)", e, self._errors)
+            else:
+                log.warning(
+                    "NATS: cannot connect to %s (%s); retrying every %.0fs",
+                    self.settings.address,
+                    e,
+                    self.retry_wait,
+                )
 
     async def _on_disconnect(self) -> None:
         log.warning("NATS: disconnected from %s", self.settings.address)
 
     async def _on_reconnect(self) -> None:
+        self._errors = 0
         log.info("NATS: reconnected to %s", self.settings.address)
 
     def _handler(self, subject: str, cluster_tag: str) -> Any:
@@ -95,6 +109,7 @@ class NatsReceiver:
         for subject, tag in self.settings.subscriptions:
             await self.nc.subscribe(subject, cb=self._handler(subject, tag), pending_msgs_limit=65536)
             log.info("NATS: subscribed to '%s' (cluster-tag '%s')", subject, tag)
+        self._errors = 0
         self.connected.set()
 
     def start(self) -> None:

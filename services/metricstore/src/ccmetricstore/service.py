@@ -77,6 +77,10 @@ class MetricStoreService:
         self._warn_no_host = _RateLimitedWarning()
         self._warn_unsafe = _RateLimitedWarning()
         self._closed = False
+        # Oldest timestamp written (or replayed from the WAL/journal) since the last checkpoint.
+        # A checkpoint starts there when that is before the end of the previous one, so
+        # back-filled data reaches a file before the logs that hold it are deleted.
+        self._dirty_min: int | None = None
 
     # ------------------------------------------------------------------ ingestion
 
@@ -116,6 +120,8 @@ class MetricStoreService:
             self._warn_unsafe(
                 batch.unsafe_name, "%d line(s) skipped: cluster or host contains '..', '/' or '\\'"
             )
+        if wr.written:
+            self._note_written(batch)
         if self.wal is not None and len(batch.keys):
             self.wal.append_batch(batch)
         return res
@@ -202,6 +208,7 @@ class MetricStoreService:
                 continue
             res = self.store.write_batch(batch)
             total += res.written
+            self._note_written(batch)
         if total:
             log.info("WAL replay: %d samples restored", total)
 
@@ -213,12 +220,18 @@ class MetricStoreService:
             nonlocal count, samples
             batch = decode_store_batch(body, self.metric_index, cluster, received)
             samples += self.store.write_batch(batch).written
+            self._note_written(batch)
             count += 1
 
         await asyncio.get_running_loop().run_in_executor(None, lambda: None)
         self.journal.replay(handler)
         if count:
             log.info("journal replay: %d acknowledged writes, %d samples restored", count, samples)
+
+    def _note_written(self, batch: StoreBatch) -> None:
+        if len(batch.times):
+            t = int(np.min(batch.times))
+            self._dirty_min = t if self._dirty_min is None else min(t, self._dirty_min)
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -229,7 +242,10 @@ class MetricStoreService:
         s = self.settings
         async with self._checkpoint_lock:
             t0 = time.monotonic()
-            from_, to = self.last_checkpoint, int(time.time())
+            to = int(time.time())
+            dirty = self._dirty_min
+            self._dirty_min = None
+            from_ = self.last_checkpoint if dirty is None else min(self.last_checkpoint, dirty)
             token = self.journal.rotate() if self.journal is not None else None
             if self.wal is not None:
                 self.wal.pause()
@@ -270,6 +286,8 @@ class MetricStoreService:
                     self.wal.resume()
             if failed == 0 or (fmt == "bin" and written):
                 self.last_checkpoint = to
+            else:
+                self._dirty_min = from_ if self._dirty_min is None else min(from_, self._dirty_min)
             if failed == 0 and token is not None:
                 self.journal.release(token)
             took = time.monotonic() - t0
