@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# `make demo`: runs the stack locally on embedded defaults and prints how to use it.
+# For now the stack is the metric store, fed with generated data and this machine's real
+# /proc metrics; later issues add the collector and the backend here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VAR=${CC_DEMO_VAR:-demo-var}
+PORT=${CC_DEMO_STORE_PORT:-8082}
+mkdir -p "$VAR/checkpoints" "$VAR/archive"
+
+# The guide's metric-store config (legacy format) with local paths; its public key matches the
+# token published in the cc-metric-store README, which the printed curl command uses.
+cat > "$VAR/metricstore.json" <<JSON
+{
+  "metrics": {
+    "cpu_user":  {"frequency": 10, "aggregation": "avg"},
+    "cpu_system": {"frequency": 10, "aggregation": "avg"},
+    "cpu_load":  {"frequency": 10, "aggregation": null},
+    "mem_used":  {"frequency": 10, "aggregation": null},
+    "mem_total": {"frequency": 10, "aggregation": null},
+    "net_bw":    {"frequency": 10, "aggregation": "sum"},
+    "flops_any": {"frequency": 10, "aggregation": "sum"},
+    "mem_bw":    {"frequency": 10, "aggregation": "sum"}
+  },
+  "http-api": {"address": "127.0.0.1:${PORT}"},
+  "jwt-public-key": "kzfYrYy+TzpanWZHJ5qSdMj5uKUWgq74BWhQG6copP0=",
+  "retention-in-memory": "48h",
+  "checkpoints": {"interval": "1h", "directory": "${VAR}/checkpoints", "restore": "48h"},
+  "archive": {"interval": "24h", "directory": "${VAR}/archive"}
+}
+JSON
+
+TOKEN="eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9.eyJ1c2VyIjoiYWRtaW4iLCJyb2xlcyI6WyJST0xFX0FETUlOIiwiUk9MRV9BTkFMWVNUIiwiUk9MRV9VU0VSIl19.d-3_3FZTsadPjDEdsWrrQ7nS0edMAR4zjl-eK7rJU3HziNBfI9PDHDIpJVHTNN5E5SlLGLFXctWyKAkwhXL-Dw"
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+.venv/bin/cc-metric-store -config "$VAR/metricstore.json" -loglevel info &
+pids+=($!)
+for _ in $(seq 1 100); do
+  if .venv/bin/python -c "import socket,sys; socket.create_connection(('127.0.0.1', $PORT), 0.2)" 2>/dev/null; then break; fi
+  sleep 0.1
+done
+
+.venv/bin/python scripts/demo_feed.py --url "http://127.0.0.1:${PORT}/api/write?cluster=demo" --token "$TOKEN" &
+pids+=($!)
+sleep 2
+
+cat <<MSG
+
+  ClusterCockpit demo is running.
+  Metric store:  http://127.0.0.1:${PORT}   (cluster "demo", hosts demo01..demo04 and $(hostname))
+  Token:         the cc-metric-store README token (user admin), in \$TOKEN below
+
+  Try:
+    TOKEN=$TOKEN
+    curl -s -H "Authorization: Bearer \$TOKEN" "http://127.0.0.1:${PORT}/api/query" \\
+      -d "{\"cluster\": \"demo\", \"from\": \$(( \$(date +%s) - 120 )), \"to\": \$(date +%s),
+           \"queries\": [{\"metric\": \"cpu_load\", \"host\": \"$(hostname)\"}]}"
+    curl -s -H "Authorization: Bearer \$TOKEN" "http://127.0.0.1:${PORT}/api/query?cluster=demo&from=\$(( \$(date +%s) - 60 ))&to=\$(date +%s)"
+
+  Press Ctrl-C to stop (the store writes a final checkpoint to ${VAR}/checkpoints).
+MSG
+wait "${pids[0]}"
