@@ -33,7 +33,9 @@ def test_record_bytes_match_the_spec():
         + b"memctrl1"
         + struct.pack("<f", 2.5)
     )
-    assert rec == struct.pack("<II", 0xCC1DA7A1, len(payload)) + payload + struct.pack("<I", zlib.crc32(payload))
+    assert rec == struct.pack("<II", 0xCC1DA7A1, len(payload)) + payload + struct.pack(
+        "<I", zlib.crc32(payload)
+    )
 
 
 def test_writer_files_replay_and_keys(tmp_path):
@@ -168,3 +170,27 @@ def test_replayed_segments_stay_until_released(tmp_path):
     assert j2.release(token) == 2  # the replayed segment and the one opened at start
     j2.close()
     assert _replayed(tmp_path) == []
+
+
+def test_c_encoder_writes_the_same_bytes_as_python(tmp_path, monkeypatch):
+    if wal._wal_records_c is None:
+        pytest.skip("the C accelerator is not built")
+    rows = [
+        ("cpu_load", "c", "h1", "", "", 1.5, 1000),
+        ("mem_bw", "c", "h2", "socket0", "memctrl1", 2.25, 1001),
+        ("flops_any", "c", "h1", "hwthread3", "", -3.0, 1002),
+        ("cpu_load", "d", "h1", "", "", float("nan"), 1003),
+    ]
+    c_dir, py_dir = tmp_path / "c", tmp_path / "py"
+    w = wal.WalWriter(c_dir, flush_interval=0.05)
+    w.append_batch(_batch(rows))
+    w.close()
+    monkeypatch.setattr(wal, "_wal_records_c", None)
+    w = wal.WalWriter(py_dir, flush_interval=0.05)
+    w.append_batch(_batch(rows))
+    w.close()
+    files = sorted(p.relative_to(c_dir) for p in c_dir.rglob("current.wal"))
+    assert len(files) == 3
+    assert files == sorted(p.relative_to(py_dir) for p in py_dir.rglob("current.wal"))
+    for f in files:
+        assert (c_dir / f).read_bytes() == (py_dir / f).read_bytes()

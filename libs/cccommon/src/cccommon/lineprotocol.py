@@ -488,10 +488,63 @@ def decode_store_batch(data: bytes, metrics: Mapping[str, int], default_cluster:
         if len(_prefix_cache) > 64:
             _prefix_cache.clear()
         cache = _prefix_cache[ck] = {}
-    fast = _decode_uniform(data, metrics, default_cluster, now, cache)
+    if _lpscan is not None:
+        fast = _decode_uniform_c(data, metrics, default_cluster, now, cache)
+    else:
+        fast = _decode_uniform(data, metrics, default_cluster, now, cache)
     if fast is not None:
         return fast
     return _decode_lines(data, metrics, default_cluster, now, cache)
+
+
+try:  # the C accelerator (libs/cccommon/setup.py); the Python paths below give the same results
+    from . import _lpscan
+except ImportError:  # pragma: no cover - built without a compiler
+    _lpscan = None
+
+
+def _decode_uniform_c(
+    data: bytes, metrics: Mapping[str, int], default_cluster: str, now: int, cache: dict[bytes, Any]
+) -> StoreBatch | None:
+    """`_decode_uniform` in C: one pass over the body, numbers parsed as float() does."""
+    out = _lpscan.decode_uniform(data, cache, now)
+    if out is None:
+        return None
+    res, vbytes, tbytes, missing, not_str = out
+    values = np.frombuffer(vbytes, dtype=np.float64)
+    times = np.frombuffer(tbytes, dtype=np.int64)
+    if missing:
+        for i, r in enumerate(res):
+            if r.__class__ is bytes:
+                c = cache.get(r)
+                if c is None:
+                    c = cache[r] = _classify_prefix(r, metrics, default_cluster)
+                res[i] = c
+                if c.__class__ is not str:
+                    not_str += 1
+    if not not_str:
+        return StoreBatch(res, values, times, [], 0, 0, 0)
+    return _with_skips(res, values, times)
+
+
+def _with_skips(res: list[Any], values: np.ndarray, times: np.ndarray) -> StoreBatch:
+    """A batch from per-line results some of which are skip codes or errors."""
+    n = len(res)
+    is_key = np.fromiter((r.__class__ is str for r in res), dtype=bool, count=n)
+    errors: list[LineProtocolError] = []
+    unknown = no_host = unsafe = 0
+    for i in np.flatnonzero(~is_key).tolist():
+        r = res[i]
+        if r == _UNKNOWN:
+            unknown += 1
+        elif r == _NO_HOST:
+            no_host += 1
+        elif r == _UNSAFE:
+            unsafe += 1
+        else:
+            errors.append(LineProtocolError(i + 1, r[1], r[2]))
+    keys = [r for r in res if r.__class__ is str]
+    return StoreBatch(keys, values[is_key], times[is_key], errors, unknown, no_host, unsafe)
 
 
 _VALUE_BYTES = np.frombuffer(b"value=", dtype=np.uint8)
@@ -546,21 +599,7 @@ def _decode_uniform(
                 res[i] = r
     if set(map(type, res)) == {str}:
         return StoreBatch(res, values, times, [], 0, 0, 0)
-    is_key = np.fromiter((r.__class__ is str for r in res), dtype=bool, count=n)
-    errors: list[LineProtocolError] = []
-    unknown = no_host = unsafe = 0
-    for i in np.flatnonzero(~is_key).tolist():
-        r = res[i]
-        if r == _UNKNOWN:
-            unknown += 1
-        elif r == _NO_HOST:
-            no_host += 1
-        elif r == _UNSAFE:
-            unsafe += 1
-        else:
-            errors.append(LineProtocolError(i + 1, r[1], r[2]))
-    keys = [r for r in res if r.__class__ is str]
-    return StoreBatch(keys, values[is_key], times[is_key], errors, unknown, no_host, unsafe)
+    return _with_skips(res, values, times)
 
 
 def _decode_lines(

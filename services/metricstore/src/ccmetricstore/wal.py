@@ -28,6 +28,11 @@ import numpy as np
 
 from cccommon.lineprotocol import StoreBatch
 
+try:  # C encoder of the records (libs/cccommon/setup.py); the Python loop below is the fallback
+    from cccommon._lpscan import wal_records as _wal_records_c
+except ImportError:  # pragma: no cover
+    _wal_records_c = None
+
 log = logging.getLogger("ccmetricstore.wal")
 
 FILE_MAGIC = 0xCC1DA701
@@ -159,6 +164,9 @@ class WalWriter:
         self._io = threading.Lock()  # guards _files against remove_host_wal during writes
         self._files: dict[tuple[str, str], tuple[BinaryIO, int]] = {}
         self._prefix: dict[str, tuple[str, str, bytes]] = {}
+        self._gcache: dict[str, tuple[int, bytes]] = {}  # key -> (group id, payload middle)
+        self._groups: dict[tuple[str, str], int] = {}
+        self._group_names: list[tuple[str, str]] = []
         self._paused = False
         self._closing = False
         self._idle = threading.Event()
@@ -260,8 +268,55 @@ class WalWriter:
                 if not self._queue:
                     self._idle.set()
 
-    def _write(self, items: list[tuple[list[str], np.ndarray, np.ndarray]]) -> None:
+    def _encode_c(
+        self, items: list[tuple[list[str], np.ndarray, np.ndarray]]
+    ) -> dict[tuple[str, str], list[bytes]]:
         per_host: dict[tuple[str, str], list[bytes]] = {}
+        gcache = self._gcache
+        for keys, times, values in items:
+            tsb = np.asarray(times, dtype="<i8").tobytes()
+            vb = np.asarray(values, dtype="<f4").tobytes()
+            keys = keys if isinstance(keys, list) else list(keys)
+            while True:
+                out = _wal_records_c(keys, gcache, tsb, vb, len(self._group_names))
+                if not isinstance(out, str):
+                    break
+                self._cache_key(out, keys)
+            for gid, data in enumerate(out):
+                if data is not None:
+                    per_host.setdefault(self._group_names[gid], []).append(data)
+        return per_host
+
+    def _cache_key(self, key: str, keys: list[str]) -> None:
+        """Add `key` (and the other new keys of the batch) to the encoder's cache."""
+        gcache = self._gcache
+        if len(gcache) > 2_000_000:
+            gcache.clear()
+        for k in [key] + [k for k in dict.fromkeys(keys) if k not in gcache]:
+            if k in gcache:
+                continue
+            try:
+                cluster, host, mid = _split_key(k)
+            except ValueError as e:
+                log.warning("record not written to the WAL: %s", e)
+                mid = None
+                cluster, host = "", ""
+            if mid is None:
+                # unencodable: give it a group whose output is discarded
+                cluster, host, mid = "\x00", "\x00", b""
+            gid = self._groups.get((cluster, host))
+            if gid is None:
+                gid = self._groups[(cluster, host)] = len(self._group_names)
+                self._group_names.append((cluster, host))
+            gcache[k] = (gid, mid)
+
+    def _write(self, items: list[tuple[list[str], np.ndarray, np.ndarray]]) -> None:
+        if _wal_records_c is not None:
+            per_host = self._encode_c(items)
+            per_host.pop(("\x00", "\x00"), None)
+            self._store(per_host, sum(len(k) for k, _, _ in items))
+            return
+        per_host = {}
         prefix = self._prefix
         pack_head = _REC_HEAD.pack
         pack_crc = _CRC.pack
@@ -285,6 +340,9 @@ class WalWriter:
                 if lst is None:
                     lst = per_host[(p[0], p[1])] = []
                 lst.append(rec)
+        self._store(per_host, sum(len(k) for k, _, _ in items))
+
+    def _store(self, per_host: dict[tuple[str, str], list[bytes]], nrecords: int) -> None:
         with self._io:
             for ch, recs in per_host.items():
                 data = b"".join(recs)
@@ -293,13 +351,16 @@ class WalWriter:
                     f.close()
                     self.stats.rotations += 1
                     log.warning(
-                        "WAL of %s/%s exceeds max-wal-size (%d bytes): restarted", ch[0], ch[1], self.max_wal_size
+                        "WAL of %s/%s exceeds max-wal-size (%d bytes): restarted",
+                        ch[0],
+                        ch[1],
+                        self.max_wal_size,
                     )
                     del self._files[ch]
                     f, size = self._open(ch, truncate=True)
                 f.write(data)
                 self._files[ch] = (f, size + len(data))
-                self.stats.records += len(recs)
+            self.stats.records += nrecords
 
     def _open(self, ch: tuple[str, str], truncate: bool = False) -> tuple[BinaryIO, int]:
         entry = self._files.get(ch)

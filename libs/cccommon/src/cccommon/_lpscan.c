@@ -1,0 +1,323 @@
+/*
+ * Accelerator of cccommon.lineprotocol.decode_store_batch for the common body shape:
+ * every line `prefix value=NUMBER[ TIMESTAMP]` with no escapes, quotes or comments.
+ *
+ * decode_uniform(body: bytes, cache: dict, now: int)
+ *   -> None when any line has another shape (the caller then uses the Python decoder, which
+ *      handles every case and reports errors), else a tuple
+ *      (results: list, values: bytes (float64), times: bytes (int64 seconds), n_missing, n_not_str)
+ *   results[i] is cache[prefix] when the prefix is cached, else the prefix itself (bytes) for the
+ *   caller to classify. n_not_str counts cached results that are not str (skip codes).
+ *
+ * Numbers are parsed with PyOS_string_to_double (locale independent, as float()); only the
+ * characters 0-9 . e E + - are accepted, and non-finite values send the body to the Python path.
+ * Timestamps are s/ms/us/ns by magnitude, as normalize_timestamp; a missing one takes the
+ * previous line's, the first one `now`.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the accelerator writes little-endian records; big-endian hosts use the Python code"
+#endif
+
+#define S_MAX 9223372036LL
+#define MS_MAX 9223372036854LL
+#define US_MAX 9223372036854775LL
+
+static int64_t norm_ts(int64_t ts)
+{
+    uint64_t a = ts < 0 ? (uint64_t)0 - (uint64_t)ts : (uint64_t)ts;
+    if (a <= (uint64_t)S_MAX)
+        return ts;
+    if (a <= (uint64_t)MS_MAX)
+        return ts / 1000; /* C truncates toward zero: floor for positive, int() for negative */
+    if (a <= (uint64_t)US_MAX)
+        return ts / 1000000;
+    return ts / 1000000000;
+}
+
+static int is_num_char(char c)
+{
+    return (c >= '0' && c <= '9') || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-';
+}
+
+static PyObject *decode_uniform(PyObject *self, PyObject *args)
+{
+    Py_buffer buf;
+    PyObject *cache;
+    long long now;
+    if (!PyArg_ParseTuple(args, "y*O!L", &buf, &PyDict_Type, &cache, &now))
+        return NULL;
+
+    const char *p = (const char *)buf.buf;
+    Py_ssize_t len = buf.len;
+    while (len > 0 && p[len - 1] == '\n')
+        len--;
+    if (len == 0) {
+        PyBuffer_Release(&buf);
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t n = 1;
+    for (const char *q = p; (q = memchr(q, '\n', (size_t)(p + len - q))) != NULL; q++)
+        n++;
+
+    PyObject *res = PyList_New(n);
+    PyObject *vals = PyBytes_FromStringAndSize(NULL, n * 8);
+    PyObject *times = PyBytes_FromStringAndSize(NULL, n * 8);
+    if (res == NULL || vals == NULL || times == NULL)
+        goto error;
+    double *vout = (double *)PyBytes_AS_STRING(vals);
+    int64_t *tout = (int64_t *)PyBytes_AS_STRING(times);
+    Py_ssize_t missing = 0, not_str = 0;
+    int64_t prev_ts = (int64_t)now;
+    int uncertain = 0;
+    char num[64];
+
+    Py_ssize_t pos = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const char *line = p + pos;
+        const char *nl = memchr(line, '\n', (size_t)(len - pos));
+        const char *end = nl ? nl : p + len;
+        pos = (nl ? (nl - p) + 1 : len);
+        if (end == line || line[0] == ' ' || line[0] == '#')
+            goto fallback;
+        /* prefix: up to the first space, without escapes, quotes or control characters */
+        const char *sp = line;
+        while (sp < end && *sp != ' ') {
+            char c = *sp;
+            if (c == '\\' || c == '"' || c == '\t' || c == '\r' || c == '\0')
+                goto fallback;
+            sp++;
+        }
+        if (sp == end || end - sp < 8 || memcmp(sp + 1, "value=", 6) != 0)
+            goto fallback;
+        const char *v = sp + 7;
+        const char *ve = v;
+        while (ve < end && *ve != ' ') {
+            if (!is_num_char(*ve))
+                goto fallback;
+            ve++;
+        }
+        Py_ssize_t vlen = ve - v;
+        if (vlen == 0 || vlen >= (Py_ssize_t)sizeof(num))
+            goto fallback;
+        memcpy(num, v, (size_t)vlen);
+        num[vlen] = '\0';
+        char *vend = NULL;
+        double d = PyOS_string_to_double(num, &vend, NULL);
+        if (d == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear();
+            goto fallback;
+        }
+        if (vend != num + vlen || !isfinite(d))
+            goto fallback;
+        vout[i] = d;
+        int has_ts = 0;
+        int64_t ts = 0;
+        if (ve != end) {
+            const char *t = ve + 1;
+            int neg = 0;
+            if (t < end && *t == '-') {
+                neg = 1;
+                t++;
+            }
+            if (t == end || end - t > 19)
+                goto fallback;
+            uint64_t acc = 0;
+            for (; t < end; t++) {
+                if (*t < '0' || *t > '9')
+                    goto fallback;
+                acc = acc * 10 + (uint64_t)(*t - '0');
+            }
+            if (acc > (uint64_t)INT64_MAX)
+                goto fallback;
+            ts = norm_ts(neg ? -(int64_t)acc : (int64_t)acc);
+            has_ts = 1;
+        } else if (uncertain) {
+            /* the default time is the previous *stored* line's; unknown until the caller has
+               classified the new prefixes before this line */
+            goto fallback;
+        } else {
+            ts = prev_ts;
+        }
+        tout[i] = ts;
+        PyObject *key = PyBytes_FromStringAndSize(line, sp - line);
+        if (key == NULL)
+            goto error;
+        PyObject *r = PyDict_GetItemWithError(cache, key);
+        if (r == NULL) {
+            if (PyErr_Occurred()) {
+                Py_DECREF(key);
+                goto error;
+            }
+            PyList_SET_ITEM(res, i, key); /* steals the reference */
+            missing++;
+            uncertain = 1;
+        } else {
+            Py_DECREF(key);
+            Py_INCREF(r);
+            PyList_SET_ITEM(res, i, r);
+            if (!PyUnicode_CheckExact(r))
+                not_str++;
+            else if (has_ts)
+                prev_ts = ts;
+        }
+    }
+    PyBuffer_Release(&buf);
+    return Py_BuildValue("(NNNnn)", res, vals, times, missing, not_str);
+
+fallback:
+    PyBuffer_Release(&buf);
+    Py_XDECREF(res);
+    Py_XDECREF(vals);
+    Py_XDECREF(times);
+    Py_RETURN_NONE;
+error:
+    PyBuffer_Release(&buf);
+    Py_XDECREF(res);
+    Py_XDECREF(vals);
+    Py_XDECREF(times);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- upstream WAL records */
+
+static uint32_t crc_table[256];
+
+static void crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[i] = c;
+    }
+}
+
+static uint32_t crc32_ieee(const unsigned char *b, size_t n)
+{
+    uint32_t c = 0xFFFFFFFFu;
+    while (n--)
+        c = crc_table[(c ^ *b++) & 0xFF] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
+
+static void put_u32(unsigned char *o, uint32_t v) { memcpy(o, &v, 4); } /* x86/arm64: little-endian */
+
+/*
+ * wal_records(keys: list[str], cache: dict, times: bytes (int64), values: bytes (float32), ngroups: int)
+ *   -> list of ngroups (bytes | None): the concatenated WAL records of each group
+ *   or the first key (str) missing from cache; cache[key] = (group: int, middle: bytes) where middle
+ *   is `u16 metric_len | metric | u8 nsel | (u8 len | bytes)*` of the payload.
+ */
+static PyObject *wal_records(PyObject *self, PyObject *args)
+{
+    PyObject *keys, *cache;
+    Py_buffer tb, vb;
+    Py_ssize_t ngroups;
+    if (!PyArg_ParseTuple(args, "O!O!y*y*n", &PyList_Type, &keys, &PyDict_Type, &cache, &tb, &vb, &ngroups))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(keys);
+    PyObject *result = NULL;
+    Py_ssize_t *grp = NULL, *sizes = NULL, *fill = NULL;
+    PyObject **mids = NULL;
+    if (tb.len < n * 8 || vb.len < n * 4 || ngroups < 0) {
+        PyErr_SetString(PyExc_ValueError, "wal_records: arrays shorter than keys");
+        goto done;
+    }
+    grp = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(n + 1));
+    mids = PyMem_Malloc(sizeof(PyObject *) * (size_t)(n + 1));
+    sizes = PyMem_Calloc((size_t)ngroups + 1, sizeof(Py_ssize_t));
+    fill = PyMem_Calloc((size_t)ngroups + 1, sizeof(Py_ssize_t));
+    if (!grp || !mids || !sizes || !fill) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *k = PyList_GET_ITEM(keys, i);
+        PyObject *e = PyDict_GetItemWithError(cache, k);
+        if (e == NULL) {
+            if (!PyErr_Occurred()) {
+                Py_INCREF(k);
+                result = k;
+            }
+            goto done;
+        }
+        if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(e, 1))) {
+            PyErr_SetString(PyExc_TypeError, "wal_records: cache values must be (int, bytes)");
+            goto done;
+        }
+        Py_ssize_t g = PyLong_AsSsize_t(PyTuple_GET_ITEM(e, 0));
+        if (g == -1 && PyErr_Occurred())
+            goto done;
+        if (g < 0 || g >= ngroups) {
+            PyErr_SetString(PyExc_ValueError, "wal_records: group out of range");
+            goto done;
+        }
+        grp[i] = g;
+        mids[i] = PyTuple_GET_ITEM(e, 1);
+        sizes[g] += 8 + 8 + PyBytes_GET_SIZE(mids[i]) + 4 + 4;
+    }
+    result = PyList_New(ngroups);
+    if (result == NULL)
+        goto done;
+    for (Py_ssize_t g = 0; g < ngroups; g++) {
+        PyObject *b;
+        if (sizes[g] == 0) {
+            Py_INCREF(Py_None);
+            b = Py_None;
+        } else {
+            b = PyBytes_FromStringAndSize(NULL, sizes[g]);
+            if (b == NULL) {
+                Py_CLEAR(result);
+                goto done;
+            }
+        }
+        PyList_SET_ITEM(result, g, b);
+    }
+    const unsigned char *ts = tb.buf, *vs = vb.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t g = grp[i];
+        unsigned char *o = (unsigned char *)PyBytes_AS_STRING(PyList_GET_ITEM(result, g)) + fill[g];
+        Py_ssize_t mlen = PyBytes_GET_SIZE(mids[i]);
+        uint32_t plen = (uint32_t)(8 + mlen + 4);
+        put_u32(o, 0xCC1DA7A1u);
+        put_u32(o + 4, plen);
+        unsigned char *pl = o + 8;
+        memcpy(pl, ts + 8 * i, 8);
+        memcpy(pl + 8, PyBytes_AS_STRING(mids[i]), (size_t)mlen);
+        memcpy(pl + 8 + mlen, vs + 4 * i, 4);
+        put_u32(pl + plen, crc32_ieee(pl, plen));
+        fill[g] += 8 + plen + 4;
+    }
+done:
+    PyBuffer_Release(&tb);
+    PyBuffer_Release(&vb);
+    PyMem_Free(grp);
+    PyMem_Free(mids);
+    PyMem_Free(sizes);
+    PyMem_Free(fill);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"wal_records", wal_records, METH_VARARGS,
+     "wal_records(keys, cache, times_i64, values_f32, ngroups) -> list[bytes|None] | missing key"},
+    {"decode_uniform", decode_uniform, METH_VARARGS,
+     "decode_uniform(body, cache, now) -> None | (results, values, times, n_missing, n_not_str)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "cccommon._lpscan", "Line-protocol fast path of the metric store.", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__lpscan(void)
+{
+    crc_init();
+    return PyModule_Create(&module);
+}
