@@ -93,10 +93,12 @@ def normalize_timestamp(ts: int) -> int:
     if a <= _S_MAX:
         return ts
     if a <= _MS_MAX:
-        return int(ts / 1000) if ts < 0 else ts // 1000
-    if a <= _US_MAX:
-        return int(ts / 1_000_000) if ts < 0 else ts // 1_000_000
-    return int(ts / 1_000_000_000) if ts < 0 else ts // 1_000_000_000
+        d = 1000
+    elif a <= _US_MAX:
+        d = 1_000_000
+    else:
+        d = 1_000_000_000
+    return -(a // d) if ts < 0 else ts // d
 
 
 def normalize_timestamp_ns(ts: int) -> int:
@@ -113,13 +115,14 @@ def normalize_timestamp_ns(ts: int) -> int:
 
 def normalize_timestamps(ts: np.ndarray) -> np.ndarray:
     """Vectorised `normalize_timestamp` on an int64 array (truncating toward zero)."""
-    a = np.abs(ts)
+    ts = np.asarray(ts, dtype=np.int64)
+    a = np.abs(ts).view(np.uint64)  # |int64 min| = 2**63 only fits unsigned
     if not (a > _S_MAX).any():
         return ts
     div = np.where(
         a <= _S_MAX, 1, np.where(a <= _MS_MAX, 1000, np.where(a <= _US_MAX, 1_000_000, 1_000_000_000))
-    )
-    q = np.abs(ts) // div
+    ).astype(np.uint64)
+    q = (a // div).astype(np.int64)
     return np.where(ts < 0, -q, q)
 
 
@@ -137,6 +140,7 @@ _BOOL = {
     "False": False,
     "FALSE": False,
 }
+_STR_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "r": "\r", "t": "\t"}
 _FLOAT_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 _INT_RE = re.compile(r"[+-]?[0-9]+\Z")
 _UINT_RE = re.compile(r"[0-9]+\Z")
@@ -211,8 +215,11 @@ def parse_line(s: str, lineno: int = 1) -> Line | None:
         if not key:
             raise LineProtocolError(lineno, kstart + 1, "empty tag key")
         i += 1
-        val, i = _read_token(s, i, ", ", ",= ")
-        if not val:
+        vstart = i
+        val, i = _read_token(s, i, ",= ", ",= ")
+        if i < n and s[i] == "=":
+            raise LineProtocolError(lineno, i + 1, f"invalid character '=' in tag value of {key!r}")
+        if not val and vstart == i:
             raise LineProtocolError(
                 lineno, i + 1, f'expected tag value after tag key "{key}", but none found'
             )
@@ -235,8 +242,8 @@ def parse_line(s: str, lineno: int = 1) -> Line | None:
             i += 1
             buf: list[str] = []
             while i < n and s[i] != '"':
-                if s[i] == "\\" and i + 1 < n and s[i + 1] in '"\\':
-                    buf.append(s[i + 1])
+                if s[i] == "\\" and i + 1 < n and s[i + 1] in _STR_ESCAPES:
+                    buf.append(_STR_ESCAPES[s[i + 1]])
                     i += 2
                 else:
                     buf.append(s[i])
@@ -388,7 +395,7 @@ def format_lines(lines: Iterable[Line]) -> bytes:
 
 # One match per line: groups 1-3 for `prefix value=NUM[ TS]`, group 4 for anything else.
 _FAST = re.compile(
-    rb"^(?:([^ \\\n\"#\r]+) value=([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)[iu]?(?: (-?[0-9]{1,19}))?\r?|(.*?)\r?)$",
+    rb"^(?:([^ \\\n\"#\r\t\x00]+) value=([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]{1,3})?)(?: (-?[0-9]{1,19}))?\r?|(.*?)\r?)$",
     re.M,
 )
 
@@ -398,7 +405,7 @@ _UNSAFE = 3
 _ERROR = 4
 
 _CACHE_LIMIT = 1 << 20
-_prefix_cache: dict[tuple[int, str], dict[bytes, Any]] = {}
+_prefix_cache: dict[tuple[int, str], tuple[Mapping[str, int], int, dict[bytes, Any]]] = {}
 
 
 def _unsafe(name: str) -> bool:
@@ -415,6 +422,8 @@ def _classify(metric: str, tags: Mapping[str, str], metrics: Mapping[str, int], 
         return _NO_HOST
     if _unsafe(cluster) or _unsafe(host):
         return _UNSAFE
+    if any("\x00" in v for v in tags.values()):
+        return _UNSAFE  # would break the NUL-separated store key
     typ = tags.get("type", "")
     if typ == "node":
         typ = ""
@@ -483,11 +492,14 @@ def decode_store_batch(data: bytes, metrics: Mapping[str, int], default_cluster:
     if isinstance(data, str):
         data = data.encode("utf-8")
     ck = (id(metrics), default_cluster)
-    cache = _prefix_cache.get(ck)
-    if cache is None or len(cache) > _CACHE_LIMIT:
+    entry = _prefix_cache.get(ck)
+    # the entry keeps `metrics` alive, so its id cannot be reused by another mapping; a mapping
+    # that changed size (metrics added or removed) gets a fresh cache
+    if entry is None or entry[0] is not metrics or entry[1] != len(metrics) or len(entry[2]) > _CACHE_LIMIT:
         if len(_prefix_cache) > 64:
             _prefix_cache.clear()
-        cache = _prefix_cache[ck] = {}
+        entry = _prefix_cache[ck] = (metrics, len(metrics), {})
+    cache = entry[2]
     if _lpscan is not None:
         fast = _decode_uniform_c(data, metrics, default_cluster, now, cache)
     else:
@@ -549,7 +561,7 @@ def _with_skips(res: list[Any], values: np.ndarray, times: np.ndarray) -> StoreB
 
 _VALUE_BYTES = np.frombuffer(b"value=", dtype=np.uint8)
 _VALUE_OFFS = np.arange(1, 7)
-_SPECIAL = (b"\\", b'"', b"#", b"\t", b"\r", b"\x00", b"\n\n", b"\n ", b"  ")
+_SPECIAL = (b"\\", b'"', b"#", b"\t", b"\r", b"\x00", b"\x0b", b"\x0c", b"\n\n", b"\n ", b"  ")
 
 
 def _decode_uniform(
@@ -579,6 +591,8 @@ def _decode_uniform(
     try:
         values = np.array(list(map(float, fields)), dtype=np.float64)
         t0 = stamps[0]
+        if max(map(len, stamps)) >= 19 and not all(-(2**63) <= int(t) < 2**63 for t in stamps):
+            return None
         if stamps.count(t0) == n:
             times = np.full(n, normalize_timestamp(int(t0)), dtype=np.int64)
         else:
@@ -614,9 +628,11 @@ def _decode_lines(
     errors: list[LineProtocolError] = []
     unknown = no_host = unsafe = 0
     slow_vals: list[tuple[int, float]] = []  # (row in output, value) for lines decoded by the slow path
+    linenos: list[int] = []
     append_key = keys.append
     append_val = vals.append
     append_ts = tss.append
+    append_lineno = linenos.append
 
     for lineno, (prefix, val, ts, other) in enumerate(rows, 1):
         if prefix:
@@ -625,6 +641,14 @@ def _decode_lines(
                 res = _classify_prefix(prefix, metrics, default_cluster)
                 cache[prefix] = res
             if res.__class__ is str:
+                if len(ts) >= 19 and not -(2**63) <= int(ts) < 2**63:
+                    errors.append(
+                        LineProtocolError(
+                            lineno, len(prefix) + len(val) + 9, f"timestamp out of range {ts.decode()!r}"
+                        )
+                    )
+                    continue
+                append_lineno(lineno)
                 append_key(res)
                 append_val(val)
                 append_ts(ts)
@@ -650,6 +674,7 @@ def _decode_lines(
         res, fval, t = r
         if res.__class__ is str:
             slow_vals.append((len(keys), fval))
+            append_lineno(lineno)
             append_key(res)
             append_val(b"0")
             append_ts(b"" if t is None else str(t).encode())
@@ -667,6 +692,13 @@ def _decode_lines(
     for row, fval in slow_vals:
         values[row] = fval
     times = _times(tss, now)
+    finite = np.isfinite(values)
+    if not finite.all():  # e.g. 9e999: out of float64 range, an error as in the general parser
+        for row in np.flatnonzero(~finite).tolist():
+            errors.append(LineProtocolError(linenos[row], 1, "float value out of range"))
+        errors.sort(key=lambda e: e.line)
+        keys = [k for k, ok in zip(keys, finite.tolist(), strict=True) if ok]
+        values, times = values[finite], times[finite]
     return StoreBatch(keys, values, times, errors, unknown, no_host, unsafe)
 
 
