@@ -6,6 +6,7 @@ copies data out with `snapshot_host` and does its file work elsewhere.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
@@ -159,7 +160,8 @@ class MemoryStore:
         sid = self._cache.get(key)
         if sid is not None:
             return sid
-        metric, cluster, host, typecomp, stypecomp = key.split("\x00")
+        # interned: the same names recur in every host and would otherwise be stored per series
+        metric, cluster, host, typecomp, stypecomp = map(sys.intern, key.split("\x00"))
         path = [cluster, host]
         if typecomp:
             path.append(typecomp)
