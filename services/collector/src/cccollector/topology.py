@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["HWThread", "Topology", "TopologyError", "parse_cpu_list", "read_topology", "CPU_BASE"]
 
@@ -143,3 +144,58 @@ def read_topology(root: str = "/") -> Topology:
             )
         )
     return Topology(tuple(threads))
+
+
+def topology_functions(topo: Topology) -> dict[str, Any]:
+    """The topology helpers of the expression language (spec §5.6), bound to `topo`."""
+    by_id = topo.by_id
+
+    def attr(cpu: Any, name: str) -> int:
+        t = by_id.get(int(cpu)) if isinstance(cpu, int | float) else None
+        return getattr(t, name) if t is not None else -1
+
+    def cpus(pred: Any) -> list[int]:
+        return [t.id for t in topo.hwthreads if pred(t)]
+
+    def of_type(typ: Any, ident: Any) -> list[int]:
+        kind = str(typ).lower()
+        i = int(ident)
+        if kind == "node":
+            return cpus(lambda t: True)
+        if kind == "socket":
+            return cpus(lambda t: t.socket == i)
+        if kind in ("numadomain", "memorydomain"):
+            return cpus(lambda t: t.numa == i)
+        if kind == "die":
+            return cpus(lambda t: t.die == i)
+        if kind == "core":
+            return cpus(lambda t: t.core_cpus and t.core_cpus[0] == i or t.core == i)
+        if kind == "hwthread":
+            return cpus(lambda t: t.id == i)
+        return []
+
+    return {
+        "getCpuCore": lambda c: attr(c, "core"),
+        "getCpuSocket": lambda c: attr(c, "socket"),
+        "getCpuNuma": lambda c: attr(c, "numa"),
+        "getCpuDie": lambda c: attr(c, "die"),
+        "getSockCpuList": lambda s: cpus(lambda t: t.socket == s),
+        "getNumaCpuList": lambda n: cpus(lambda t: t.numa == n),
+        "getDieCpuList": lambda d: cpus(lambda t: t.die == d),
+        "getCoreCpuList": lambda c: cpus(lambda t: t.core == c),
+        "getCpuList": lambda: [t.id for t in topo.hwthreads],
+        "getCpuListOfType": of_type,
+    }
+
+
+def topology_constants(topo: Topology | None) -> dict[str, int]:
+    """numHWThreads, numSockets, numNumaDomains, numDies, smtWidth (spec §5.8); -1 when unknown."""
+    if topo is None:
+        return {k: -1 for k in ("numHWThreads", "numSockets", "numNumaDomains", "numDies", "smtWidth")}
+    return {
+        "numHWThreads": topo.num_hwthreads,
+        "numSockets": topo.num_sockets,
+        "numNumaDomains": topo.num_numa_domains,
+        "numDies": topo.num_dies,
+        "smtWidth": topo.smt_width,
+    }
