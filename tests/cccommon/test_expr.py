@@ -1022,3 +1022,9 @@ def test_random_text_never_crashes(text: str) -> None:
         expr.evaluate({"a": 1, "b": "x", "ab": [1], "a1": None, "b1": True, "_": {}})
     except ExprError:
         pass
+
+
+def test_go_float_literal_with_dot_before_exponent():
+    """likwid formulas write `1.E-06` (valid in Go and gval)."""
+    assert evaluate("1.E-06*2", {}) == 2e-06
+    assert evaluate("2.e3", {}) == 2000.0

@@ -800,6 +800,10 @@ def _scan_number(text: str, i: int) -> tuple[int, int | float]:
         i += 1
         while i < n and text[i].isdigit():
             i += 1
+    elif re.match(r"\.[eE][+-]?[0-9]", text[i : i + 4]):
+        # `1.E-06` (a Go float literal, used in likwid formulas): the dot ends the mantissa
+        is_float = True
+        i += 1
     if i < n and text[i] in "eE":
         j = i + 1
         if j < n and text[j] in "+-":

@@ -9,11 +9,9 @@ connections).
 
 from __future__ import annotations
 
-import ast
 import concurrent.futures
 import ctypes
 import math
-import operator
 import os
 import pwd
 import time
@@ -21,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cccommon import expr
 from cccommon.message import CCMessage
 
 from ..topology import Topology, TopologyError, read_topology
@@ -41,84 +40,29 @@ class FormulaError(ValueError):
     pass
 
 
-def _div(a: float, b: float) -> float:
-    if b == 0:  # Go float semantics: ±Inf, NaN for 0/0
-        if a == 0 or math.isnan(a):
-            return math.nan
-        return math.copysign(math.inf, a) * math.copysign(1.0, b)
-    return a / b
-
-
-def _pow(a: float, b: float) -> float:
-    try:
-        r = a**b
-    except OverflowError:
-        return math.inf
-    except ZeroDivisionError:
-        return math.inf
-    return math.nan if isinstance(r, complex) else float(r)
-
-
-def _mod(a: float, b: float) -> float:
-    return math.nan if b == 0 else math.fmod(a, b)
-
-
-_BINOPS: dict[type, Callable[[float, float], float]] = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: _div,
-    ast.Mod: _mod,
-    ast.Pow: _pow,
-}
-
-
 class Formula:
-    """An arithmetic formula over named variables (numbers, + - * / % **, parentheses).
+    """A metric formula over event counts and `time` (upstream: gval), via `cccommon.expr`.
 
-    Parsed once with Python's `ast` and checked against a whitelist; evaluation walks the tree,
-    so nothing but arithmetic ever runs.
+    Compiled once; evaluation is arithmetic only (the shared safe evaluator never runs Python
+    code). Division by zero gives ±Inf/NaN as in Go.
     """
 
     def __init__(self, text: str) -> None:
         self.text = text
         try:
-            tree = ast.parse(text.strip(), mode="eval")
-        except SyntaxError as e:
-            raise FormulaError(f"syntax error in {text!r}: {e.msg}") from None
-        self.variables: set[str] = set()
-        self._check(tree.body)
-        self._tree = tree.body
-
-    def _check(self, node: ast.AST) -> None:
-        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-            self._check(node.left)
-            self._check(node.right)
-        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
-            self._check(node.operand)
-        elif isinstance(node, ast.Constant) and type(node.value) in (int, float):
-            pass
-        elif isinstance(node, ast.Name):
-            self.variables.add(node.id)
-        else:
-            raise FormulaError(f"unsupported expression {ast.unparse(node)!r} in {self.text!r}")
+            self._expr = expr.compile_expr(text.strip())
+        except expr.ExprError as e:
+            raise FormulaError(f"syntax error in {text!r}: {e}") from None
+        self.variables: set[str] = set(self._expr.names)
 
     def __call__(self, env: Mapping[str, float]) -> float:
-        return self._eval(self._tree, env)
-
-    def _eval(self, node: ast.AST, env: Mapping[str, float]) -> float:
-        if isinstance(node, ast.BinOp):
-            return _BINOPS[type(node.op)](self._eval(node.left, env), self._eval(node.right, env))
-        if isinstance(node, ast.UnaryOp):
-            v = self._eval(node.operand, env)
-            return -v if isinstance(node.op, ast.USub) else v
-        if isinstance(node, ast.Constant):
-            return float(node.value)
-        assert isinstance(node, ast.Name)
         try:
-            return float(env[node.id])
-        except KeyError:
-            raise FormulaError(f"unknown variable {node.id!r}") from None
+            v = self._expr.evaluate(env)
+        except expr.ExprError as e:
+            raise FormulaError(f"{self.text!r}: {e}") from None
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise FormulaError(f"{self.text!r} gave {v!r}, not a number")
+        return float(v)
 
 
 # ----------------------------------------------------------------------------- the library
