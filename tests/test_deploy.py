@@ -33,7 +33,11 @@ def _unit(name: str) -> configparser.ConfigParser:
 
 @pytest.mark.parametrize(
     "name,program",
-    [("systemd/cc-metric-store.service", "cc-metric-store"), ("nats/nats.service", "nats-server")],
+    [
+        ("systemd/cc-metric-store.service", "cc-metric-store"),
+        ("systemd/cc-metric-collector.service", "cc-metric-collector"),
+        ("nats/nats.service", "nats-server"),
+    ],
 )
 def test_units_have_the_sections_systemd_needs(name, program):
     u = _unit(name)
@@ -47,3 +51,9 @@ def test_metric_store_unit_matches_the_guide():
     assert s["ExecStart"].split()[-2:] == ["-config", "/etc/cc-metric-store/config.json"]
     assert s["User"] == "cc-metricstore"
     assert s["Type"] == "notify"  # the daemon calls sd_notify(READY=1) after restoring checkpoints
+
+
+def test_collector_unit_matches_the_guide():
+    s = _unit("systemd/cc-metric-collector.service")["Service"]
+    assert s["ExecStart"].split()[-2:] == ["-config", "/etc/cc-metric-collector/config.json"]
+    assert s["User"] == "cc-collector" and s["Restart"] == "always" and s["RestartSec"] == "10"
