@@ -63,22 +63,11 @@ class Daemon:
 
     def start(self, *flags: str) -> Daemon:
         self.cfgfile.write_text(json.dumps(self.config))
-        log = open(self.logfile, "ab")  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ccmetricstore.cli",
-                "-config",
-                str(self.cfgfile),
-                "-loglevel",
-                "debug",
-                *flags,
-            ],
-            cwd=self.workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        argv = [sys.executable, "-m", "ccmetricstore.cli", "-config", str(self.cfgfile), "-loglevel", "debug"]
+        with open(self.logfile, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [*argv, *flags], cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT
+            )
         if not wait_port("127.0.0.1", self.port, 30):
             self.proc.kill()
             raise RuntimeError(f"cc-metric-store did not start:\n{self.log()}")
