@@ -154,3 +154,7 @@ def postgres_dsn() -> str:
 def tmp_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+# The metric store daemon fixture, for tests outside tests/metricstore (collector -> store).
+from tests.metricstore.conftest import daemon_factory  # noqa: E402, F401
