@@ -1032,13 +1032,13 @@ def test_slurm_cgroup_privileges_and_sudo(tmp_path: Path, monkeypatch: pytest.Mo
     bindir.mkdir()
     calls = tmp_path / "sudo-calls"
     sudo = bindir / "sudo"
-    sudo.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexec "$@"\n')
+    sudo.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {calls}\n[ "$1" = -n ] && shift\nexec "$@"\n')
     sudo.chmod(sudo.stat().st_mode | stat.S_IXUSR)
     c = REGISTRY["slurm_cgroup"](root=str(root), env={"PATH": f"{bindir}:/usr/bin:/bin"})
     c.init({"use_sudo": True, "cgroup_base": "/sys/fs/cgroup/system.slice/slurmstepd.scope"})
     msgs = collect(c)
     assert [(m.tags["type-id"], m.name, m.value) for m in msgs] == slurm_expected()
-    assert calls.read_text().splitlines()[0].startswith("cat ")
+    assert calls.read_text().splitlines()[0].startswith("-n cat ")
     c = REGISTRY["slurm_cgroup"](root=str(root), env={"PATH": str(tmp_path / "empty")})
     with pytest.raises(CollectorInitError, match="sudo"):
         c.init({"use_sudo": True})

@@ -12,7 +12,6 @@ Configuration errors exit with status 2 and a message naming the file and field.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -119,17 +118,23 @@ class Collector:
         log.info("self metrics at http://%s/metrics", address)
 
     async def stop(self) -> None:
+        """Stop within SHUTDOWN_LIMIT in total: collectors, then receivers, then the final flush."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SHUTDOWN_LIMIT
         await self.ticker.stop()
         try:
-            async with asyncio.timeout(SHUTDOWN_LIMIT):
+            async with asyncio.timeout_at(deadline - 5):  # keep 5 s for the sinks
                 await self.collectors.wait_idle()
         except TimeoutError:
-            log.warning("collectors did not finish within %.0fs at shutdown", SHUTDOWN_LIMIT)
+            log.warning("collectors still busy at shutdown; their messages of this tick are lost")
         self.collectors.close()
         if self.receivers is not None:
-            with contextlib.suppress(Exception):
-                await self.receivers.close()
-        await self.sinks.close()
+            try:
+                async with asyncio.timeout_at(deadline - 4):
+                    await self.receivers.close()
+            except (TimeoutError, Exception) as e:  # noqa: BLE001 - shutdown goes on
+                log.warning("receivers did not close cleanly: %s", e or "timeout")
+        await self.sinks.close(grace=max(1.0, deadline - loop.time()))
         if self.metrics_runner is not None:
             await self.metrics_runner.cleanup()
 
@@ -138,7 +143,8 @@ async def run(cfg: CollectorConfig, once: bool = False, root: str = "/") -> int:
     try:
         daemon = Collector(cfg, root=root)
     except (ProcessorConfigError, ValueError) as e:
-        print(f"cc-metric-collector: {cfg.file}: {e}", file=sys.stderr)
+        # router errors start with "router"; sink/receiver errors are logged and skip the component
+        print(f"cc-metric-collector: {cfg.origin.get('router', cfg.file)}: {e}", file=sys.stderr)
         return 2
     except Exception as e:  # SinkError: no usable sink
         print(f"cc-metric-collector: {e}", file=sys.stderr)

@@ -68,7 +68,7 @@ class SlurmCgroupCollector(FileCollector):
     def _read(self, path: str) -> str | None:
         if self._sudo:
             try:
-                return self.run_command([self._sudo_cmd, "cat", path])
+                return self.run_command([self._sudo_cmd, "-n", "cat", path])  # -n: never wait for a password
             except RuntimeError:
                 return None
         try:
