@@ -30,7 +30,7 @@ done
 
 RESULTS=${BENCH_RESULTS:-$(mktemp -d /tmp/ccbench-results-XXXXXX)}
 mkdir -p "$RESULTS"
-ONLY=${BENCH_ONLY:-ingest query memory restore}
+ONLY=${BENCH_ONLY:-ingest query memory restore collector}
 failed=()
 files=()
 start=$(date +%s)

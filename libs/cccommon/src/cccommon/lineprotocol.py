@@ -314,6 +314,9 @@ def parse_lines(data: bytes | str) -> tuple[list[Line], list[LineProtocolError]]
 
 def go_float(x: float) -> str:
     """Go's shortest `%g`-style float text (strconv 'g', -1), as the Go line-protocol encoder writes."""
+    if 1e-4 <= abs(x) < 1e6:  # the usual range: Python's repr has the same digits and no exponent
+        r = repr(x)
+        return r[:-2] if r.endswith(".0") else r
     if x == 0.0:
         return "-0" if math.copysign(1.0, x) < 0 else "0"
     sign, r = ("-" if x < 0 else ""), repr(abs(x))
@@ -376,14 +379,27 @@ def format_line(
     measurement: str, tags: Mapping[str, str], fields: Mapping[str, FieldValue], time: int | None = None
 ) -> str:
     """One line without newline: tags sorted by key, values typed (`5i`, `5u`, floats Go-style)."""
-    parts = [_esc_meas(measurement)]
-    for k in sorted(tags):
-        parts.append(f",{_esc_key(k)}={_esc_key(tags[k])}")
-    parts.append(" ")
-    parts.append(",".join(f"{_esc_key(k)}={format_value(v)}" for k, v in fields.items()))
-    if time is not None:
-        parts.append(f" {time}")
-    return "".join(parts)
+    key = (measurement, *tags.items())
+    head = _HEADS.get(key)
+    if head is None:
+        parts = [_esc_meas(measurement)]
+        for k in sorted(tags):
+            parts.append(f",{_esc_key(k)}={_esc_key(tags[k])}")
+        parts.append(" ")
+        head = "".join(parts)
+        if len(_HEADS) >= _HEADS_LIMIT:
+            _HEADS.clear()
+        _HEADS[key] = head
+    if len(fields) == 1 and "value" in fields:
+        body = "value=" + format_value(fields["value"])
+    else:
+        body = ",".join(f"{_esc_key(k)}={format_value(v)}" for k, v in fields.items())
+    return f"{head}{body} {time}" if time is not None else head + body
+
+
+# `measurement,tags ` of recent series: the same series are written at every interval
+_HEADS: dict[tuple[str, ...], str] = {}
+_HEADS_LIMIT = 200_000
 
 
 def format_lines(lines: Iterable[Line]) -> bytes:

@@ -12,6 +12,7 @@ Configuration errors exit with status 2 and a message naming the file and field.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -155,6 +156,9 @@ async def run(cfg: CollectorConfig, once: bool = False, root: str = "/") -> int:
         print(f"cc-metric-collector: {e}", file=sys.stderr)
         await daemon.stop()
         return 1
+    # Everything allocated so far (modules, configuration, compiled rules) lives until exit: keep
+    # the garbage collector from scanning it again at every full collection.
+    gc.freeze()
     notify("READY=1")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -199,12 +203,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"cc-metric-collector: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     try:
-        import uvloop  # type: ignore[import-not-found]
-
-        uvloop.install()
+        import uvloop  # a dependency on Linux; elsewhere the standard loop does the same work
     except ImportError:
-        pass
-    raise SystemExit(asyncio.run(run(cfg, once=args.once)))
+        raise SystemExit(asyncio.run(run(cfg, once=args.once))) from None
+    raise SystemExit(uvloop.run(run(cfg, once=args.once)))
 
 
 if __name__ == "__main__":

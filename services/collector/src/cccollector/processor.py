@@ -148,13 +148,20 @@ class Condition:
 
 
 class MessageEnvHolder:
-    """The message being processed and its condition environment (a live view of it)."""
+    """The message being processed and its condition environment (a live view, made on first use)."""
 
-    __slots__ = ("msg", "env")
+    __slots__ = ("msg", "base", "_env")
 
     def __init__(self, msg: CCMessage, base: Mapping[str, Any]) -> None:
         self.msg = msg
-        self.env = expr.MessageEnv(msg, base)
+        self.base = base
+        self._env: expr.MessageEnv | None = None
+
+    @property
+    def env(self) -> expr.MessageEnv:
+        if self._env is None:
+            self._env = expr.MessageEnv(self.msg, self.base)
+        return self._env
 
     def changed(self) -> None:
         """Kept for the rules' readability: the environment reads the message live."""
@@ -191,6 +198,10 @@ def _change_prefix(m: CCMessage, prefix: str) -> None:
     where["unit"] = new
 
 
+def _normalize_rule(m: CCMessage, h: MessageEnvHolder) -> None:
+    _normalize(m)
+
+
 class MessageProcessor:
     def __init__(self, where: str = "processor", functions: Mapping[str, Any] | None = None) -> None:
         self.where = where
@@ -202,6 +213,7 @@ class MessageProcessor:
         self.base_env: dict[str, Any] = {}
         self._last_warn = 0.0
         self._warned = 0
+        self._plan_cache: list[Rule] | None = None
 
     # ------------------------------------------------------------------ building
 
@@ -524,24 +536,36 @@ class MessageProcessor:
 
     # ------------------------------------------------------------------ running
 
+    def _plan(self) -> list[Rule]:
+        """All rules in execution order (stages, then manipulate_messages).
+
+        Built at the first `process()`: the owner adds all its rules before messages flow.
+        """
+        if self._plan_cache is None:
+            plan: list[Rule] = []
+            for stage in self.order:
+                if stage == "normalize_unit":
+                    if self.normalize:
+                        plan.append(_normalize_rule)
+                    continue
+                plan.extend(self.stages[stage])
+            plan.extend(self.manipulate)
+            self._plan_cache = plan
+        return self._plan_cache
+
     @property
     def empty(self) -> bool:
         return not self.manipulate and not self.normalize and not any(self.stages[s] for s in self.order)
 
-    def process(self, msg: CCMessage) -> CCMessage | None:
-        """The processed copy of `msg`, or None if a rule dropped it (or could not be evaluated)."""
-        m = msg.copy()
+    def process(self, msg: CCMessage, copy: bool = True) -> CCMessage | None:
+        """The processed copy of `msg`, or None if a rule dropped it (or could not be evaluated).
+
+        `copy=False` changes `msg` itself (for a message nobody else holds).
+        """
+        m = msg.copy() if copy else msg
         h = MessageEnvHolder(m, self.base_env)
         try:
-            for stage in self.order:
-                if stage == "normalize_unit":
-                    if self.normalize:
-                        _normalize(m)
-                        h.changed()
-                    continue
-                for rule in self.stages[stage]:
-                    rule(m, h)
-            for rule in self.manipulate:
+            for rule in self._plan():
                 rule(m, h)
         except DropMessage:
             return None

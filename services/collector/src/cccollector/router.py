@@ -140,13 +140,16 @@ class Router:
     def _route(self, msg: CCMessage, cache: bool) -> None:
         if self.interval_timestamp:
             msg.time = self.tick_time_ns
-        out = self.processor.process(msg)
+        # collector and receiver messages are fresh objects: process them in place unless the
+        # cache needs the original of a dropped one
+        caching = cache and self.num_cache_intervals > 0
+        out = self.processor.process(msg, copy=caching)
         if out is not None:
             self.forwarded += 1
             self.out(out)
         else:
             self.dropped += 1
-        if cache and self.num_cache_intervals > 0:
+        if caching:
             self.cache[-1].append(out if out is not None else msg)
 
     def from_collector(self, msgs: list[CCMessage]) -> None:

@@ -18,6 +18,7 @@ _MHZ = re.compile(r"^cpu MHz\s*:\s*(\S*)", re.MULTILINE)
 @register
 class CPUFreqCpuInfoCollector(FileCollector):
     type = "cpufreq_cpuinfo"
+    inline = True
     source = "CPUFreqCpuInfoCollector"
     group = "CPU"
     strict = False

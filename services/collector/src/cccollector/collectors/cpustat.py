@@ -51,6 +51,7 @@ def _counters(fields: list[str]) -> list[int]:
 @register
 class CpustatCollector(FileCollector):
     type = "cpustat"
+    inline = True
     source = "CpustatCollector"
     group = "CPU"
 

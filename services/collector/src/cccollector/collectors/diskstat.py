@@ -18,6 +18,7 @@ GB = 1_000_000_000
 @register
 class DiskstatCollector(FileCollector):
     type = "diskstat"
+    inline = True  # statvfs of local /dev file systems only (network mounts are skipped)
     source = "DiskstatCollector"
     group = "Disk"
     options = frozenset({"exclude_mounts"})

@@ -37,6 +37,7 @@ METRICS = (
 @register
 class IOstatCollector(FileCollector):
     type = "iostat"
+    inline = True
     source = "IOstatCollector"
     group = "Disk"
     options = frozenset({"exclude_devices"})

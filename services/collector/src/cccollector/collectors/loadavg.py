@@ -18,6 +18,7 @@ PROC_METRICS = ("proc_run", "proc_total")
 @register
 class LoadavgCollector(FileCollector):
     type = "loadavg"
+    inline = True
     source = "LoadavgCollector"
     group = "LOAD"
     #: upstream decodes the options leniently (json.Unmarshal): unknown keys are ignored

@@ -100,6 +100,7 @@ def mem_used(stats: Stats) -> tuple[float, str]:
 @register
 class MemstatCollector(FileCollector):
     type = "memstat"
+    inline = True
     source = "MemstatCollector"
     group = "Memory"
     options = frozenset({"node_stats", "numa_stats"})

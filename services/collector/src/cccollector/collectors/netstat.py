@@ -35,6 +35,7 @@ def _devices(text: str) -> list[tuple[str, list[str]]]:
 @register
 class NetstatCollector(FileCollector):
     type = "netstat"
+    inline = True
     source = "NetstatCollector"
     group = "Network"
     options = frozenset({"include_devices", "send_abs_values", "send_derived_values", "interface_aliases"})

@@ -17,6 +17,7 @@ NODE_BASE = "/sys/devices/system/node"
 @register
 class NUMAStatsCollector(FileCollector):
     type = "numastats"
+    inline = True
     source = "NUMAStatsCollector"
     group = "NUMA"
     options = frozenset({"send_abs_values", "send_derived_values"})

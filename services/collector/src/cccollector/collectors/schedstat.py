@@ -32,6 +32,7 @@ def _cpu_times(text: str) -> list[tuple[str, int, int]]:
 @register
 class SchedstatCollector(FileCollector):
     type = "schedstat"
+    inline = True
     source = "SchedstatCollector"
     group = "SCHEDSTAT"
 

@@ -100,10 +100,21 @@ def _value_a(v: object) -> str:
 
 def line_a(msg: CCMessage, unit_ns: int = 1) -> str:
     """Writer A text of `msg` (without newline); never fails."""
-    parts = [msg.name.translate(_A_MEAS), ","]
-    parts.append(",".join(f"{k.translate(_A_KEY)}={msg.tags[k].translate(_A_KEY)}" for k in sorted(msg.tags)))
-    parts.append(" ")
-    parts.append(",".join(f"{k.translate(_A_KEY)}={_value_a(msg.fields[k])}" for k in sorted(msg.fields)))
-    if msg.time:
-        parts.append(f" {msg.time // unit_ns}")
-    return "".join(parts)
+    key = (msg.name, *msg.tags.items())
+    head = _A_HEADS.get(key)
+    if head is None:
+        tags = ",".join(f"{k.translate(_A_KEY)}={msg.tags[k].translate(_A_KEY)}" for k in sorted(msg.tags))
+        head = f"{msg.name.translate(_A_MEAS)},{tags} "
+        if len(_A_HEADS) >= 200_000:
+            _A_HEADS.clear()
+        _A_HEADS[key] = head
+    f = msg.fields
+    if len(f) == 1 and "value" in f:
+        body = "value=" + _value_a(f["value"])
+    else:
+        body = ",".join(f"{k.translate(_A_KEY)}={_value_a(f[k])}" for k in sorted(f))
+    return f"{head}{body} {msg.time // unit_ns}" if msg.time else head + body
+
+
+# `name,tags ` of recent series (the same series come at every interval)
+_A_HEADS: dict[tuple[str, ...], str] = {}
