@@ -5,6 +5,7 @@ from __future__ import annotations
 import configparser
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -13,13 +14,73 @@ from tests.conftest import ROOT, missing_service
 DEPLOY = ROOT / "deploy"
 
 
-def test_nats_config_is_accepted_by_nats_server():
-    exe = shutil.which("nats-server")
+def _tls_files(d: Path) -> dict[str, str]:
+    """A CA and a server certificate made with openssl, for the TLS config."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not available")
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test-ca",
+    )
+    run(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server-key.pem",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    )
+    run(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-out",
+        "server-cert.pem",
+        "-days",
+        "2",
+    )
+    return {f"/etc/nats/certs/{n}": str(d / n) for n in ("server-cert.pem", "server-key.pem", "ca.pem")}
+
+
+@pytest.mark.parametrize("name", ["nats-server.conf", "nats-auth.conf", "nats-tls.conf", "nats-cluster.conf"])
+def test_nats_configs_are_accepted_by_nats_server(name: str, tmp_path: Path) -> None:
+    exe = shutil.which("nats-server") or (
+        "/usr/sbin/nats-server" if Path("/usr/sbin/nats-server").exists() else None
+    )
     if exe is None:
         missing_service("nats-server is not on PATH")
-    r = subprocess.run(
-        [exe, "-c", str(DEPLOY / "nats" / "nats-server.conf"), "-t"], capture_output=True, text=True
-    )
+    text = (DEPLOY / "nats" / name).read_text()
+    if "tls {" in text:
+        for old, new in _tls_files(tmp_path).items():
+            text = text.replace(old, new)
+    conf = tmp_path / name
+    conf.write_text(text)
+    r = subprocess.run([exe, "-c", str(conf), "-t"], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "valid" in (r.stdout + r.stderr)
 
