@@ -220,6 +220,7 @@ def test_registry_has_every_sink_type():
         "prometheus",
         "ganglia",
         "libganglia",
+        "questdb",
     }
     assert REGISTRY["http"] is HttpSink
 
@@ -1198,3 +1199,39 @@ async def test_ganglia_exec_mode_and_names(tmp_path, sinks):
         "l", {"type": "libganglia", "libganglia_path": "libganglia.so", "gmond_config": "/etc/x"}
     )
     assert lib.add_units is True and lib.gmond_config == "/etc/x"
+
+
+# ----------------------------------------------------------------------------- questdb → fake server
+
+
+async def test_questdb_ilp_over_http(fake, sinks, caplog):
+    from cccollector.sinks.questdb import column_name
+
+    assert column_name("type-id") == "typeID" and column_name("stype-id") == "stypeID"
+    assert column_name("my-tag") == "my_tag"
+    address = fake.url.removeprefix("http://")
+    s = await started(
+        sinks,
+        "q",
+        {
+            "type": "questdb",
+            "address": address,
+            "bearer_token": "tok",
+            "auto_flush_interval": "1h",
+            "auto_flush_rows": 2,
+        },
+    )
+    s.write(msg(value=1.5, type="hwthread", **{"type-id": "3"}))
+    s.write(CCMessage("mem", {"hostname": "n1"}, {}, {"value": UInt(7), "ok": True, "note": "x"}, T0_NS))
+    await until(lambda: fake.writes(), what="the batch of two rows")
+    (r,) = fake.writes()
+    assert (r.method, r.path, r.query) == ("POST", "/write", {"precision": "n"})
+    assert r.headers["Authorization"] == "Bearer tok"
+    assert r.lines == [
+        f"cpu_load,hostname=node01,type=hwthread,typeID=3 value=1.5 {T0_NS}",
+        f'mem,hostname=n1 value=7i,note="x" {T0_NS}',
+    ]
+    with pytest.raises(SinkError, match="not both"):
+        create_sink("q2", {"type": "questdb", "bearer_token": "t", "username": "u", "password": "p"})
+    with pytest.raises(SinkError, match="unknown"):
+        create_sink("q3", {"type": "questdb", "auto_flush": "x"})
