@@ -319,7 +319,204 @@ done:
     return result;
 }
 
+/* ---------------------------------------------------------------- JSON number arrays */
+
+static const double pow10_tab[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+/* One JSON number or null at *pp (< end); the double a correct parser gives (NaN for null).
+   Returns 0, or -1 for invalid syntax. */
+static int parse_json_number(const char **pp, const char *end, double *out, int with_gil)
+{
+    const char *p = *pp, *start = p;
+    if (end - p >= 4 && memcmp(p, "null", 4) == 0) {
+        *out = NAN;
+        *pp = p + 4;
+        return 0;
+    }
+    int neg = 0;
+    if (p < end && *p == '-') {
+        neg = 1;
+        p++;
+    }
+    if (p >= end || *p < '0' || *p > '9')
+        return -1;
+    uint64_t mant = 0;
+    int digits = 0, frac = 0, exact = 1;
+    if (*p == '0') {
+        p++;
+    } else {
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (digits < 19)
+                mant = mant * 10 + (uint64_t)(*p - '0');
+            else
+                exact = 0;
+            digits++;
+            p++;
+        }
+    }
+    if (p < end && *p == '.') {
+        p++;
+        if (p >= end || *p < '0' || *p > '9')
+            return -1;
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (digits < 19) {
+                mant = mant * 10 + (uint64_t)(*p - '0');
+                frac++;
+            } else if (*p != '0') {
+                exact = 0;
+            }
+            if (mant != 0 || digits)
+                digits++;
+            p++;
+        }
+    }
+    int e = 0;
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        int eneg = 0;
+        if (p < end && (*p == '+' || *p == '-')) {
+            eneg = *p == '-';
+            p++;
+        }
+        if (p >= end || *p < '0' || *p > '9')
+            return -1;
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (e < 100000)
+                e = e * 10 + (*p - '0');
+            p++;
+        }
+        if (eneg)
+            e = -e;
+    }
+    int e10 = e - frac;
+    double v;
+    if (exact && mant < (1ULL << 53) && e10 >= -22 && e10 <= 22) {
+        v = (double)mant;
+        v = e10 < 0 ? v / pow10_tab[-e10] : v * pow10_tab[e10]; /* one exact rounding */
+    } else {
+        if (!with_gil)
+            return -2; /* needs the correctly rounding parser, which needs the GIL */
+        char buf[400];
+        size_t n = (size_t)(p - start);
+        if (n >= sizeof(buf))
+            return -1;
+        memcpy(buf, start, n);
+        buf[n] = '\0';
+        char *endp = NULL;
+        v = PyOS_string_to_double(buf, &endp, NULL); /* correctly rounded, inf on overflow */
+        if (v == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return -1;
+        }
+        *pp = p;
+        *out = v;
+        return 0;
+    }
+    *out = neg ? -v : v;
+    *pp = p;
+    return 0;
+}
+
+static int parse_spans(const char *data, const int64_t *spans, Py_ssize_t nspans, float *vo, Py_ssize_t cap,
+                       int64_t *co, Py_ssize_t *nv_out, int with_gil)
+{
+    Py_ssize_t nv = 0;
+    for (Py_ssize_t k = 0; k < nspans; k++) {
+        const char *p = data + spans[2 * k], *end = data + spans[2 * k + 1];
+        int64_t c = 0;
+        while (p < end && is_ws(*p))
+            p++;
+        while (p < end) {
+            double v;
+            int r = parse_json_number(&p, end, &v, with_gil);
+            if (r != 0)
+                return r;
+            if (nv >= cap)
+                return -1;
+            vo[nv++] = (float)v;
+            c++;
+            while (p < end && is_ws(*p))
+                p++;
+            if (p < end) {
+                if (*p != ',')
+                    return -1;
+                p++;
+                while (p < end && is_ws(*p))
+                    p++;
+                if (p >= end)
+                    return -1; /* trailing comma */
+            }
+        }
+        co[k] = c;
+    }
+    *nv_out = nv;
+    return 0;
+}
+
+/*
+ * parse_number_arrays(data: bytes, spans: bytes (int64 pairs)) -> bytes (float32 values) | None
+ *   all arrays' values concatenated (the caller splits them by counts it gets from `counts`),
+ *   or None when a value is not a JSON number/null (the caller's parser reports the error).
+ * counts_out: bytes (int64 per span)
+ */
+static PyObject *parse_number_arrays(PyObject *self, PyObject *args)
+{
+    Py_buffer db, sb;
+    if (!PyArg_ParseTuple(args, "y*y*", &db, &sb))
+        return NULL;
+    const char *data = db.buf;
+    Py_ssize_t nspans = sb.len / 16;
+    const int64_t *spans = sb.buf;
+    PyObject *vals = NULL, *counts = NULL;
+    Py_ssize_t cap = 0;
+    for (Py_ssize_t k = 0; k < nspans; k++) {
+        int64_t i = spans[2 * k], j = spans[2 * k + 1];
+        if (i < 0 || j < i || j > db.len)
+            goto invalid;
+        cap += (j - i) / 2 + 1; /* a value takes at least one digit and a comma */
+    }
+    vals = PyBytes_FromStringAndSize(NULL, cap * 4);
+    counts = PyBytes_FromStringAndSize(NULL, nspans * 8);
+    if (vals == NULL || counts == NULL)
+        goto error;
+    float *vo = (float *)PyBytes_AS_STRING(vals);
+    int64_t *co = (int64_t *)PyBytes_AS_STRING(counts);
+    Py_ssize_t nv = 0;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = parse_spans(data, spans, nspans, vo, cap, co, &nv, 0);
+    Py_END_ALLOW_THREADS
+    if (rc == -2) /* a number only the correctly rounding parser can do: again, holding the GIL */
+        rc = parse_spans(data, spans, nspans, vo, cap, co, &nv, 1);
+    if (rc != 0)
+        goto invalid;
+    PyBuffer_Release(&db);
+    PyBuffer_Release(&sb);
+    if (_PyBytes_Resize(&vals, nv * 4) < 0) {
+        Py_XDECREF(counts);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", vals, counts);
+invalid:
+    PyBuffer_Release(&db);
+    PyBuffer_Release(&sb);
+    Py_XDECREF(vals);
+    Py_XDECREF(counts);
+    Py_RETURN_NONE;
+error:
+    PyBuffer_Release(&db);
+    PyBuffer_Release(&sb);
+    Py_XDECREF(vals);
+    Py_XDECREF(counts);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
+    {"parse_number_arrays", parse_number_arrays, METH_VARARGS,
+     "parse_number_arrays(data, spans_i64_pairs) -> (float32 values, int64 counts) | None"},
     {"wal_records", wal_records, METH_VARARGS,
      "wal_records(keys, cache, times_i64, values_f32, ngroups) -> list[bytes|None] | missing key"},
     {"decode_uniform", decode_uniform, METH_VARARGS,

@@ -24,6 +24,11 @@ import threading
 from typing import Any
 
 import numpy as np
+
+try:  # C parser of the number arrays (libs/cccommon/setup.py); the numpy parser below is the fallback
+    from cccommon._lpscan import parse_number_arrays as _parse_c
+except ImportError:  # pragma: no cover
+    _parse_c = None
 import orjson
 
 from .snapshot import SeriesSnapshot, Snapshot
@@ -672,6 +677,14 @@ def _parse_fixed_group(
 def parse_arrays(data: bytes, spans: list[tuple[int, int]]) -> list[np.ndarray]:
     """`data[i:j]` for each span is the text between the brackets of a JSON number array →
     float32 arrays (null → NaN), each value what a correct JSON parser gives, cast to float32."""
+    if _parse_c is not None and spans:
+        out = _parse_c(data, np.asarray(spans, dtype=np.int64).tobytes())
+        if out is not None:
+            values = np.frombuffer(out[0], dtype=np.float32)
+            ends = np.cumsum(np.frombuffer(out[1], dtype=np.int64)).tolist()
+            starts = [0, *ends[:-1]]
+            return [values[a:b] for a, b in zip(starts, ends, strict=True)]
+        # something that is not a number: the Python parser finds and reports it
     view = memoryview(data)
     result: list[np.ndarray | None] = [None] * len(spans)
     groups: dict[tuple[int, int], list[int]] = {}
