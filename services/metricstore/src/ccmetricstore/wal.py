@@ -8,8 +8,9 @@ binary snapshot. Little-endian:
     record       u32 0xCC1DA7A1 | u32 payload_len | payload | u32 CRC32-IEEE(payload)
     payload      i64 ts | u16 metric_len | metric | u8 nsel | nsel x (u8 len | bytes) | u32 f32 bits
 
-The writer takes decoded batches from the ingestion path without blocking it: a background
-thread encodes the records, keeps one buffered file per host and flushes every second (and on
+The writer takes decoded batches from the ingestion path: with the C accelerator it encodes
+them right there (about 0.1 µs per record) into one buffered file per host; without it a
+background thread encodes them. Either way a background thread flushes every second (and on
 pause/close), as upstream does. Durability of acknowledged writes is the job of the journal
 (`journal.py`); this log exists for compatibility with upstream's restart procedure.
 """
@@ -153,8 +154,12 @@ class WalStats:
 class WalWriter:
     """Background writer of per-host `current.wal` files."""
 
-    def __init__(self, checkpoint_dir: Path, max_wal_size: int = 0, flush_interval: float = 1.0) -> None:
+    def __init__(
+        self, checkpoint_dir: Path, max_wal_size: int = 0, flush_interval: float = 1.0, inline: bool = True
+    ) -> None:
         self.dir = Path(checkpoint_dir)
+        #: encode and buffer on the caller's thread (the background thread then only flushes)
+        self.inline = inline
         self.max_wal_size = max_wal_size
         self.flush_interval = flush_interval
         self.stats = WalStats()
@@ -182,6 +187,15 @@ class WalWriter:
             return
         if self._paused:
             return  # upstream: records arriving during a snapshot live in memory only
+        if self.inline and _wal_records_c is not None:
+            # encoding takes ~0.1 us per record in C and the write goes to a 1 MiB buffer: cheaper
+            # here than handing the batch to the writer thread (which then only flushes)
+            try:
+                self._write([(batch.keys, batch.times, batch.values)])
+            except Exception:  # noqa: BLE001 - the WAL must never fail a write
+                self.stats.errors += 1
+                log.exception("WAL write failed")
+            return
         with self._cv:
             if self._pending_rows + n > MAX_PENDING_ROWS:
                 self.stats.dropped += n
