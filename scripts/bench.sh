@@ -7,17 +7,17 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 
-have_peers() { command -v victoria-metrics >/dev/null && command -v influxd >/dev/null; }
+have_peers() { command -v victoria-metrics >/dev/null && command -v influxd >/dev/null && command -v prometheus-node-exporter >/dev/null; }
 
 if ! have_peers; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "bench: installing the peers (apt-get install victoria-metrics influxdb)"
+        echo "bench: installing the peers (apt-get install victoria-metrics influxdb prometheus-node-exporter)"
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q victoria-metrics influxdb >/tmp/ccbench-apt.log 2>&1 \
             || echo "bench: apt-get failed (see /tmp/ccbench-apt.log)"
     fi
     if ! have_peers; then
         echo "bench: victoria-metrics and/or influxd are missing; install them with"
-        echo "       apt-get install victoria-metrics influxdb   (Debian/Ubuntu, as root)"
+        echo "       apt-get install victoria-metrics influxdb prometheus-node-exporter   (Debian/Ubuntu, as root)"
         echo "       benchmarks run against our store only where a peer is missing"
     fi
 fi
