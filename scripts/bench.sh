@@ -12,7 +12,7 @@ have_peers() { command -v victoria-metrics >/dev/null && command -v influxd >/de
 if ! have_peers; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "bench: installing the peers (apt-get install victoria-metrics influxdb prometheus-node-exporter)"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q victoria-metrics influxdb >/tmp/ccbench-apt.log 2>&1 \
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q victoria-metrics influxdb prometheus-node-exporter >/tmp/ccbench-apt.log 2>&1 \
             || echo "bench: apt-get failed (see /tmp/ccbench-apt.log)"
     fi
     if ! have_peers; then
@@ -22,7 +22,7 @@ if ! have_peers; then
     fi
 fi
 # The Debian packages start their own services where systemd runs; those would share the CPUs.
-for unit in victoria-metrics influxdb; do
+for unit in victoria-metrics influxdb prometheus-node-exporter; do
     if command -v systemctl >/dev/null && systemctl is-active --quiet "$unit" 2>/dev/null; then
         echo "bench: WARNING the $unit service is running and competes for CPU (systemctl stop $unit)"
     fi
