@@ -235,8 +235,9 @@ def test_debug_is_valid_json(store):
 
 
 def test_healthcheck(store):
-    fresh = "\n".join(f"cpu_load,hostname=h1 value=1 {NOW - 10 * k}" for k in range(3))
-    stale = f"mem_used,hostname=h1 value=1 {NOW - 3600}"
+    now = int(time.time())  # health is judged against the wall clock, not the module's NOW
+    fresh = "\n".join(f"cpu_load,hostname=h1 value=1 {now - 10 * k}" for k in range(3))
+    stale = f"mem_used,hostname=h1 value=1 {now - 3600}"
     call(store.url, "POST", "/api/write?cluster=c1", fresh + "\n" + stale)
     body = {"cluster": "c1", "nodes": ["h1", "h9"], "metric-names": ["cpu_load", "mem_used", "flops_any"]}
     st, _, data = call(store.url, "GET", "/api/healthcheck", orjson.dumps(body))
@@ -390,7 +391,7 @@ def test_example_configs_start_the_daemon(daemon_factory, tmp_path, source):
     try:
         hdr = {"Authorization": f"Bearer {README_TOKEN}"}
         metric = next(iter(cfg["metrics"]))
-        body = f"{metric},hostname=x1 value=1 {NOW}"
+        body = f"{metric},hostname=x1 value=1 {int(time.time())}"
         assert call(d.url, "POST", "/api/write?cluster=cx", body, hdr)[0] == 200
         st, _, data = call(
             d.url,
