@@ -120,7 +120,7 @@ def test_guide_style_checkpoint_dir_loads_in_restore_window(daemon_factory, tmp_
     now = int(time.time())
     host = tmp_path / "ck" / "emmy" / "e1111"
     host.mkdir(parents=True)
-    start = now - 3600
+    start = (now - 3600) // 10 * 10  # on the 10 s grid, as collectors write (queries align `from` to it)
 
     def snap(start: int, vals: list) -> dict:
         return {
