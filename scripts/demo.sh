@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: runs the stack locally on embedded defaults and prints how to use it.
-# For now the stack is the metric store, fed with generated data and this machine's real
-# /proc metrics; later issues add the collector and the backend here.
+# For now the stack is cc-metric-store, fed by cc-metric-collector with this machine's real
+# metrics (HTTP sink) and by a generator with demo hosts; a later issue adds cc-backend here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VAR=${CC_DEMO_VAR:-demo-var}
@@ -15,9 +15,16 @@ cat > "$VAR/metricstore.json" <<JSON
   "metrics": {
     "cpu_user":  {"frequency": 10, "aggregation": "avg"},
     "cpu_system": {"frequency": 10, "aggregation": "avg"},
+    "cpu_idle":  {"frequency": 10, "aggregation": "avg"},
+    "cpu_iowait": {"frequency": 10, "aggregation": "avg"},
     "cpu_load":  {"frequency": 10, "aggregation": null},
+    "load_one":  {"frequency": 10, "aggregation": null},
     "mem_used":  {"frequency": 10, "aggregation": null},
     "mem_total": {"frequency": 10, "aggregation": null},
+    "mem_free":  {"frequency": 10, "aggregation": null},
+    "disk_free": {"frequency": 10, "aggregation": null},
+    "net_bytes_in_bw":  {"frequency": 10, "aggregation": "sum"},
+    "net_bytes_out_bw": {"frequency": 10, "aggregation": "sum"},
     "net_bw":    {"frequency": 10, "aggregation": "sum"},
     "flops_any": {"frequency": 10, "aggregation": "sum"},
     "mem_bw":    {"frequency": 10, "aggregation": "sum"}
@@ -48,19 +55,39 @@ done
 
 .venv/bin/python scripts/demo_feed.py --url "http://127.0.0.1:${PORT}/api/write?cluster=demo" --token "$TOKEN" &
 pids+=($!)
+
+# cc-metric-collector with this machine's metrics, the guide's compute-node router (cluster tag)
+# and an HTTP sink into the store.
+mkdir -p "$VAR/collector"
+DEVICES=$(.venv/bin/python -c "import json; print(json.dumps([l.split(':')[0].strip() for l in open('/proc/net/dev').read().splitlines()[2:] if l.split(':')[0].strip() != 'lo']))")
+cat > "$VAR/collector/config.json" <<JSON
+{
+  "main": {"interval": "10s", "duration": "1s"},
+  "collectors": {"cpustat": {}, "memstat": {}, "loadavg": {}, "diskstat": {},
+                 "netstat": {"include_devices": ${DEVICES}, "send_derived_values": true}},
+  "receivers": {},
+  "router": {"interval_timestamp": true,
+             "process_messages": {"manipulate_messages": [{"add_base_tags": {"cluster": "demo"}}]}},
+  "sinks": {"metricstore": {"type": "http", "host": "127.0.0.1", "port": "${PORT}", "path": "/api/write",
+                            "jwt": "${TOKEN}", "flush_delay": "1s", "timeout": "5s"}}
+}
+JSON
+.venv/bin/cc-metric-collector -config "$VAR/collector/config.json" -loglevel warn &
+pids+=($!)
 sleep 2
 
 cat <<MSG
 
   ClusterCockpit demo is running.
-  Metric store:  http://127.0.0.1:${PORT}   (cluster "demo", hosts demo01..demo04 and $(hostname))
+  Metric store:  http://127.0.0.1:${PORT}   (cluster "demo": hosts demo01..demo04, generated, and
+                 $(hostname -s), measured by cc-metric-collector every 10 s)
   Token:         the cc-metric-store README token (user admin), in \$TOKEN below
 
   Try:
     TOKEN=$TOKEN
     curl -s -H "Authorization: Bearer \$TOKEN" "http://127.0.0.1:${PORT}/api/query" \\
       -d "{\"cluster\": \"demo\", \"from\": \$(( \$(date +%s) - 120 )), \"to\": \$(date +%s),
-           \"queries\": [{\"metric\": \"cpu_load\", \"host\": \"$(hostname)\"}]}"
+           \"queries\": [{\"metric\": \"load_one\", \"host\": \"$(hostname -s)\"}]}"
     curl -s -H "Authorization: Bearer \$TOKEN" "http://127.0.0.1:${PORT}/api/query?cluster=demo&from=\$(( \$(date +%s) - 60 ))&to=\$(date +%s)"
 
   Press Ctrl-C to stop (the store writes a final checkpoint to ${VAR}/checkpoints).
