@@ -59,9 +59,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cccommon.message import CCMessage, MessageError, new_message
+from cccommon.nodelist import expand_hostlist
 
 from ._credentials import env_credential
-from ._hostlist import expand_hostlist
 from .base import PollingReceiver, ReceiverError, ReceiverOptions, register
 
 __all__ = ["IPMIReceiver", "parse_sensor_line"]

@@ -68,9 +68,9 @@ from typing import Any
 import aiohttp
 
 from cccommon.message import MessageError, new_message
+from cccommon.nodelist import expand_hostlist
 
 from ._credentials import env_credential
-from ._hostlist import expand_hostlist
 from .base import MessageProcessor, PollingReceiver, ReceiverError, ReceiverOptions, register
 
 __all__ = ["RedfishReceiver"]
