@@ -1,4 +1,4 @@
-"""Node lists: `node[01-04,07],gpu[1,3]-ib` (cc-lib `hostlist`, cc-backend `nodes` of a subcluster).
+"""Host lists of cc-lib `hostlist`: `node[01-04,07],gpu[1,3]-ib` (ipmi/redfish `host_list`).
 
 Entries are separated by commas outside brackets; each entry may hold one `[...]` group of
 comma-separated numbers and increasing `X-Y` ranges (leading zeros give the width). Duplicates are
@@ -6,8 +6,11 @@ removed, order is kept. A bad expression raises ValueError naming the problem.
 
 * `expand_hostlist(expr)` → the host names, in order;
 * `NodeList(expr)` → membership test (`"f0102" in NodeList("f[0101-0188]")`) without expanding,
-  and `len()`; `"*"` or an empty expression matches every host (cluster.json's catch-all);
+  and `len()`; an empty expression matches nothing;
 * `compact_hostlist(names)` → the shortest expression of that kind for a list of names.
+
+cc-backend's cluster.json `nodes` (backend spec §2.5) is a related but stricter grammar (several
+range sets per term, no singletons in brackets, first-fitting range wins); it gets its own parser.
 """
 
 from __future__ import annotations
@@ -75,10 +78,7 @@ class NodeList:
 
     def __init__(self, expr: str) -> None:
         self.expr = expr.strip()
-        self.all = self.expr in ("", "*")
         self._entries: list[tuple[str, list[tuple[int, int, int]] | None, str]] = []
-        if self.all:
-            return
         for entry in _split(self.expr):
             m = _ENTRY.match(entry)
             if m is None:
@@ -102,8 +102,6 @@ class NodeList:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        if self.all:
-            return True
         for prefix, ranges, suffix in self._entries:
             if ranges is None:
                 if name == prefix:
@@ -121,8 +119,6 @@ class NodeList:
         return False
 
     def __len__(self) -> int:
-        if self.all:
-            raise TypeError("a catch-all node list has no length")
         return len(expand_hostlist(self.expr))
 
     def __repr__(self) -> str:
