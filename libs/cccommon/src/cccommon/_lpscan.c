@@ -331,7 +331,7 @@ static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r
 static int parse_json_number(const char **pp, const char *end, double *out, int with_gil)
 {
     const char *p = *pp, *start = p;
-    if (end - p >= 4 && memcmp(p, "null", 4) == 0) {
+    if (*p == 'n' && end - p >= 4 && p[1] == 'u' && p[2] == 'l' && p[3] == 'l') {
         *out = NAN;
         *pp = p + 4;
         return 0;
