@@ -73,3 +73,13 @@ def test_random_arrays_match_json(arrays):
     assert got is not None and len(got) == len(texts)
     for g, t in zip(got, texts, strict=True):
         np.testing.assert_array_equal(g, reference(t) if t else np.empty(0, dtype=np.float32))
+
+
+def test_fixed_width_columns_as_we_write_them():
+    texts = [" 19.627, 30.254,   null,-12.500,  0.000", "    7,   12,-3333, null"]
+    got = parse(texts)
+    for g, t in zip(got, texts, strict=True):
+        np.testing.assert_array_equal(g, reference(t))
+    # a value that breaks the column goes to the general parser, with the same result
+    odd = [" 19.627, 30.25 ,   null"]
+    np.testing.assert_array_equal(parse(odd)[0], reference(odd[0]))

@@ -514,7 +514,115 @@ error:
     return NULL;
 }
 
+/*
+ * parse_fixed_arrays(data, spans, width, decimals) -> (float32 values, int64 counts) | None
+ *   for arrays written as fixed-width columns (our JSON checkpoints): every value takes `width`
+ *   bytes including its comma, right-aligned, with exactly `decimals` digits after the dot, or
+ *   `null`. Anything else gives None (the general parser then decides).
+ */
+static int parse_fixed_spans(const char *data, const int64_t *spans, Py_ssize_t nspans, int width, int decimals,
+                             float *vo, int64_t *co)
+{
+    Py_ssize_t nv = 0;
+    const double scale = pow10_tab[decimals];
+    for (Py_ssize_t k = 0; k < nspans; k++) {
+        const char *p = data + spans[2 * k], *end = data + spans[2 * k + 1];
+        Py_ssize_t len = end - p;
+        if ((len + 1) % width != 0)
+            return -1;
+        Py_ssize_t n = (len + 1) / width;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            const char *q = p + i * width, *qe = q + width - 1; /* value text, without the comma */
+            if (i + 1 < n && *qe != ',')
+                return -1;
+            while (q < qe && *q == ' ')
+                q++;
+            if (q >= qe)
+                return -1;
+            if (*q == 'n') {
+                if (qe - q != 4 || q[1] != 'u' || q[2] != 'l' || q[3] != 'l')
+                    return -1;
+                vo[nv++] = NAN;
+                continue;
+            }
+            int neg = *q == '-';
+            q += neg;
+            const char *dot = decimals ? qe - decimals - 1 : qe;
+            if (dot <= q || (decimals && *dot != '.') || dot - q + decimals > 15)
+                return -1;
+            if (*q == '0' && dot - q > 1)
+                return -1; /* leading zero: not JSON */
+            uint64_t mant = 0;
+            for (const char *c = q; c < dot; c++) {
+                unsigned d = (unsigned)(*c - '0');
+                if (d > 9)
+                    return -1;
+                mant = mant * 10 + d;
+            }
+            for (const char *c = dot + 1; c < qe; c++) {
+                unsigned d = (unsigned)(*c - '0');
+                if (d > 9)
+                    return -1;
+                mant = mant * 10 + d;
+            }
+            double v = decimals ? (double)mant / scale : (double)mant; /* one exact rounding */
+            vo[nv++] = (float)(neg ? -v : v);
+        }
+        co[k] = n;
+    }
+    return 0;
+}
+
+static PyObject *parse_fixed_arrays(PyObject *self, PyObject *args)
+{
+    Py_buffer db, sb;
+    int width, decimals;
+    if (!PyArg_ParseTuple(args, "y*y*ii", &db, &sb, &width, &decimals))
+        return NULL;
+    PyObject *vals = NULL, *counts = NULL;
+    Py_ssize_t nspans = sb.len / 16, total = 0;
+    const int64_t *spans = sb.buf;
+    if (width < 2 || decimals < 0 || decimals > 14)
+        goto invalid;
+    for (Py_ssize_t k = 0; k < nspans; k++) {
+        int64_t i = spans[2 * k], j = spans[2 * k + 1];
+        if (i < 0 || j < i || j > db.len)
+            goto invalid;
+        total += (j - i + 1) / width;
+    }
+    vals = PyBytes_FromStringAndSize(NULL, total * 4);
+    counts = PyBytes_FromStringAndSize(NULL, nspans * 8);
+    if (vals == NULL || counts == NULL)
+        goto error;
+    int rc;
+    const char *data = db.buf;
+    float *vo = (float *)PyBytes_AS_STRING(vals);
+    int64_t *co = (int64_t *)PyBytes_AS_STRING(counts);
+    Py_BEGIN_ALLOW_THREADS
+    rc = parse_fixed_spans(data, spans, nspans, width, decimals, vo, co);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        goto invalid;
+    PyBuffer_Release(&db);
+    PyBuffer_Release(&sb);
+    return Py_BuildValue("(NN)", vals, counts);
+invalid:
+    PyBuffer_Release(&db);
+    PyBuffer_Release(&sb);
+    Py_XDECREF(vals);
+    Py_XDECREF(counts);
+    Py_RETURN_NONE;
+error:
+    PyBuffer_Release(&db);
+    PyBuffer_Release(&sb);
+    Py_XDECREF(vals);
+    Py_XDECREF(counts);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
+    {"parse_fixed_arrays", parse_fixed_arrays, METH_VARARGS,
+     "parse_fixed_arrays(data, spans_i64_pairs, width, decimals) -> (float32 values, int64 counts) | None"},
     {"parse_number_arrays", parse_number_arrays, METH_VARARGS,
      "parse_number_arrays(data, spans_i64_pairs) -> (float32 values, int64 counts) | None"},
     {"wal_records", wal_records, METH_VARARGS,

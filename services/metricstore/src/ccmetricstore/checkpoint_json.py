@@ -26,9 +26,11 @@ from typing import Any
 import numpy as np
 
 try:  # C parser of the number arrays (libs/cccommon/setup.py); the numpy parser below is the fallback
+    from cccommon._lpscan import parse_fixed_arrays as _parse_fixed_c
     from cccommon._lpscan import parse_number_arrays as _parse_c
 except ImportError:  # pragma: no cover
     _parse_c = None
+    _parse_fixed_c = None
 import orjson
 
 from .snapshot import SeriesSnapshot, Snapshot
@@ -674,16 +676,40 @@ def _parse_fixed_group(
         pos = end
 
 
+def _split_values(out: tuple[bytes, bytes]) -> list[np.ndarray]:
+    values = np.frombuffer(out[0], dtype=np.float32)
+    ends = np.cumsum(np.frombuffer(out[1], dtype=np.int64)).tolist()
+    return [values[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+
+
+def _parse_arrays_c(data: bytes, spans: list[tuple[int, int]]) -> list[np.ndarray] | None:
+    """The C parsers: fixed-width columns (our files) by layout group, everything else generally."""
+    result: list[np.ndarray | None] = [None] * len(spans)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for k, (i, j) in enumerate(spans):
+        if j == i:
+            result[k] = np.empty(0, dtype=np.float32)
+        else:
+            groups.setdefault(_fixed_layout(data, i, j) or (0, 0), []).append(k)
+    for (width, decimals), members in groups.items():
+        sp = np.asarray([spans[k] for k in members], dtype=np.int64).tobytes()
+        out = _parse_fixed_c(data, sp, width, decimals) if width and decimals <= 14 else None
+        if out is None:
+            out = _parse_c(data, sp)
+            if out is None:
+                return None
+        for k, arr in zip(members, _split_values(out), strict=True):
+            result[k] = arr
+    return result  # type: ignore[return-value]
+
+
 def parse_arrays(data: bytes, spans: list[tuple[int, int]]) -> list[np.ndarray]:
     """`data[i:j]` for each span is the text between the brackets of a JSON number array →
     float32 arrays (null → NaN), each value what a correct JSON parser gives, cast to float32."""
     if _parse_c is not None and spans:
-        out = _parse_c(data, np.asarray(spans, dtype=np.int64).tobytes())
-        if out is not None:
-            values = np.frombuffer(out[0], dtype=np.float32)
-            ends = np.cumsum(np.frombuffer(out[1], dtype=np.int64)).tolist()
-            starts = [0, *ends[:-1]]
-            return [values[a:b] for a, b in zip(starts, ends, strict=True)]
+        fast = _parse_arrays_c(data, spans)
+        if fast is not None:
+            return fast
         # something that is not a number: the Python parser finds and reports it
     view = memoryview(data)
     result: list[np.ndarray | None] = [None] * len(spans)
