@@ -40,15 +40,13 @@ import importlib
 import inspect
 import logging
 import math
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
-import orjson
-
-from cccommon.durations import parse_duration
 from cccommon.lineprotocol import LineProtocolError, parse_line
 from cccommon.message import CCMessage, MessageError, new_message
+
+from ..components import ComponentOptions, LimitedLog, MessageProcessor, ProcessorFactory, named_configs
 
 __all__ = [
     "ReceiverError",
@@ -78,14 +76,6 @@ class ReceiverError(Exception):
     """A receiver cannot be created or started (bad option, port in use, missing program)."""
 
 
-class MessageProcessor(Protocol):
-    """The rules engine of spec §5.3 as the receivers see it."""
-
-    def process(self, msg: CCMessage) -> CCMessage | None: ...
-
-
-#: turns a `process_messages` value (object or list) into a MessageProcessor; raises on bad config
-ProcessorFactory = Callable[[Any], MessageProcessor]
 #: where received messages go (the router); may return an awaitable for back-pressure
 SinkFunc = Callable[[CCMessage], Awaitable[Any] | None]
 
@@ -169,113 +159,12 @@ def decode_lines(
 # ----------------------------------------------------------------------------- options
 
 
-class ReceiverOptions:
+class ReceiverOptions(ComponentOptions):
     """The decoded option object of one receiver: case-insensitive keys, typed getters, clear errors."""
 
-    def __init__(
-        self,
-        label: str,
-        config: Mapping[str, Any] | None,
-        allowed: Iterable[str],
-        aliases: Mapping[str, str] | None = None,
-        strict: bool = True,
-        logger: logging.Logger | None = None,
-    ) -> None:
-        self.label = label
-        self.log = logger or log
-        if config is None:
-            config = {}
-        if not isinstance(config, Mapping):
-            raise ReceiverError(
-                f"{label}: the configuration must be a JSON object, not {type(config).__name__}"
-            )
-        allowed = set(allowed) | COMMON_OPTIONS
-        lower = {k.lower(): k for k in allowed}
-        lower.update({a.lower(): canon for a, canon in (aliases or {}).items()})
-        self.values: dict[str, Any] = {}
-        #: the spelling the user wrote, for error messages
-        self.spelled: dict[str, str] = {}
-        unknown: list[str] = []
-        for key, value in config.items():
-            canon = lower.get(str(key).lower())
-            if canon is None:
-                unknown.append(str(key))
-                continue
-            self.values[canon] = value
-            self.spelled[canon] = str(key)
-        if unknown:
-            if strict:
-                keys = ", ".join(repr(k) for k in unknown)
-                raise ReceiverError(f"{label}: unknown configuration key(s) {keys}")
-            self.log.warning("ignoring unknown configuration key(s) %s", ", ".join(unknown))
-
-    def has(self, key: str) -> bool:
-        return key in self.values
-
-    def raw(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def err(self, key: str, what: str) -> ReceiverError:
-        return ReceiverError(f"{self.label}: option {self.spelled.get(key, key)!r} {what}")
-
-    def get_str(self, key: str, default: str | None = None) -> str | None:
-        value = self.values.get(key)
-        if value is None:
-            return default
-        if not isinstance(value, str):
-            raise self.err(key, f"must be a string, not {value!r}")
-        return value
-
-    def get_port(self, key: str, default: str | None = None) -> str | None:
-        """A port option: a JSON string upstream, numbers accepted too (PX-2)."""
-        value = self.values.get(key)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise self.err(key, f"must be a port number, not {value!r}")
-        text = str(value).strip()
-        if not text.isdigit() or not 0 < int(text) < 65536:
-            raise self.err(key, f"must be a port number between 1 and 65535, not {value!r}")
-        return text
-
-    def get_int(self, key: str, default: int | None = None) -> int | None:
-        value = self.values.get(key)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
-            raise self.err(key, f"must be an integer, not {value!r}")
-        return int(value)
-
-    def get_bool(self, key: str, default: bool = False) -> bool:
-        value = self.values.get(key)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise self.err(key, f"must be true or false, not {value!r}")
-        return value
-
-    def get_duration(self, key: str, default: float, strict: bool = False) -> float:
-        """Seconds of a Go duration string; a bad value keeps the default with a warning (or fails)."""
-        value = self.values.get(key)
-        if value is None or value == "":
-            return default
-        if not isinstance(value, str):
-            raise self.err(key, f'must be a Go duration string such as "30s", not {value!r}')
-        try:
-            return parse_duration(value)
-        except ValueError as e:
-            if strict:
-                raise self.err(key, f"is not a valid duration: {e}") from None
-            self.log.warning("option %r: %s; keeping the default", self.spelled.get(key, key), e)
-            return default
-
-    def get_list(self, key: str) -> list[str]:
-        value = self.values.get(key)
-        if value is None:
-            return []
-        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-            raise self.err(key, f"must be a list of strings, not {value!r}")
-        return list(value)
+    error = ReceiverError
+    common = COMMON_OPTIONS
+    default_log = log
 
     def get_precision(self, key: str = "precision") -> int | None:
         """Nanoseconds per timestamp unit of the `precision` option; None = auto (PX-3)."""
@@ -284,32 +173,6 @@ class ReceiverOptions:
         if p not in PRECISIONS:
             raise self.err(key, f"must be one of s, ms, us, ns, auto, not {value!r}")
         return PRECISIONS[p]
-
-
-# ----------------------------------------------------------------------------- rate-limited logging
-
-
-class LimitedLog:
-    """At most one line per key and period; repeats are counted and reported with the next line."""
-
-    def __init__(self, logger: logging.Logger, period: float = 60.0) -> None:
-        self.log = logger
-        self.period = period
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def __call__(self, level: int, key: str, fmt: str, *args: Any) -> None:
-        now = time.monotonic()
-        last = self._last.get(key)
-        if last is not None and now - last < self.period:
-            self._suppressed[key] = self._suppressed.get(key, 0) + 1
-            return
-        self._last[key] = now
-        n = self._suppressed.pop(key, 0)
-        if n:
-            fmt += " (%d similar messages suppressed)"
-            args = (*args, n)
-        self.log.log(level, fmt, *args)
 
 
 # ----------------------------------------------------------------------------- the receiver interface
@@ -523,26 +386,7 @@ def create_receiver(
 
 
 def _named_configs(config: Any) -> list[tuple[str, Any]]:
-    if config is None:
-        return []
-    if isinstance(config, bytes | str):
-        try:
-            config = orjson.loads(config) if config.strip() else {}
-        except orjson.JSONDecodeError as e:
-            raise ReceiverError(f"receivers: invalid JSON: {e}") from None
-    if isinstance(config, Mapping):
-        return [(str(k), v) for k, v in config.items()]
-    if isinstance(config, Sequence):
-        out: list[tuple[str, Any]] = []
-        for i, c in enumerate(config):
-            if isinstance(c, Mapping) and isinstance(c.get("name"), str):
-                c = dict(c)
-                out.append((c.pop("name"), c))
-            else:
-                typ = c.get("type", "receiver") if isinstance(c, Mapping) else "receiver"
-                out.append((f"{typ}{i}", c))
-        return out
-    raise ReceiverError(f"receivers: the configuration must be a JSON object, not {type(config).__name__}")
+    return named_configs(config, "receiver", ReceiverError, none_ok=True)
 
 
 class ReceiveManager:

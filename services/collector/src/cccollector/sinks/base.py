@@ -32,14 +32,12 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Protocol
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
-import orjson
-
-from cccommon.durations import parse_duration
 from cccommon.message import CCMessage
+
+from ..components import ComponentOptions, LimitedLog, MessageProcessor, ProcessorFactory, named_configs
 
 __all__ = [
     "SinkError",
@@ -65,15 +63,6 @@ class SinkError(Exception):
     """A sink cannot be created or started (bad option, unreachable peer at start-up)."""
 
 
-class MessageProcessor(Protocol):
-    """The rules engine of spec §5.3 as the sinks see it."""
-
-    def process(self, msg: CCMessage) -> CCMessage | None: ...
-
-
-#: turns a `process_messages` value (object or list) into a MessageProcessor; raises on bad config
-ProcessorFactory = Callable[[Any], MessageProcessor]
-
 _default_factory: ProcessorFactory | None = None
 
 
@@ -86,138 +75,12 @@ def set_processor_factory(factory: ProcessorFactory | None) -> None:
 # ----------------------------------------------------------------------------- options
 
 
-class SinkOptions:
+class SinkOptions(ComponentOptions):
     """The decoded option object of one sink: case-insensitive keys, typed getters, clear errors."""
 
-    def __init__(
-        self,
-        label: str,
-        config: Mapping[str, Any] | None,
-        allowed: Iterable[str],
-        aliases: Mapping[str, str] | None = None,
-        strict: bool = True,
-        logger: logging.Logger | None = None,
-    ) -> None:
-        self.label = label
-        self.log = logger or log
-        if config is None:
-            config = {}
-        if not isinstance(config, Mapping):
-            raise SinkError(f"{label}: the configuration must be a JSON object, not {type(config).__name__}")
-        allowed = set(allowed) | COMMON_OPTIONS
-        aliases = dict(aliases or {})
-        lower = {k.lower(): k for k in allowed}
-        lower.update({a.lower(): canon for a, canon in aliases.items()})
-        self.values: dict[str, Any] = {}
-        #: the spelling the user wrote, for error messages
-        self.spelled: dict[str, str] = {}
-        unknown: list[str] = []
-        for key, value in config.items():
-            canon = lower.get(str(key).lower())
-            if canon is None:
-                unknown.append(str(key))
-                continue
-            self.values[canon] = value
-            self.spelled[canon] = str(key)
-        if unknown:
-            if strict:
-                keys = ", ".join(repr(k) for k in unknown)
-                raise SinkError(f"{label}: unknown configuration key(s) {keys}")
-            self.log.warning("ignoring unknown configuration key(s) %s", ", ".join(unknown))
-
-    # ----------------------------------------------------------------- access
-
-    def has(self, key: str) -> bool:
-        return key in self.values
-
-    def raw(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def _err(self, key: str, what: str) -> SinkError:
-        return SinkError(f"{self.label}: option {self.spelled.get(key, key)!r} {what}")
-
-    def get_str(self, key: str, default: str | None = None) -> str | None:
-        value = self.values.get(key)
-        if value is None:
-            return default
-        if not isinstance(value, str):
-            raise self._err(key, f"must be a string, not {value!r}")
-        return value
-
-    def get_port(self, key: str, default: str | None = None) -> str | None:
-        """A port option: a JSON string upstream, numbers accepted too (PX-2)."""
-        value = self.values.get(key)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise self._err(key, f"must be a port number, not {value!r}")
-        text = str(value).strip()
-        if not text.isdigit() or not 0 < int(text) < 65536:
-            raise self._err(key, f"must be a port number between 1 and 65535, not {value!r}")
-        return text
-
-    def get_int(self, key: str, default: int | None = None) -> int | None:
-        value = self.values.get(key)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
-            raise self._err(key, f"must be an integer, not {value!r}")
-        return int(value)
-
-    def get_bool(self, key: str, default: bool = False) -> bool:
-        value = self.values.get(key)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise self._err(key, f"must be true or false, not {value!r}")
-        return value
-
-    def get_duration(self, key: str, default: float | None) -> float | None:
-        """Seconds of a Go duration string; an unparsable value keeps the default with a warning."""
-        value = self.values.get(key)
-        if value is None or value == "":
-            return default
-        if not isinstance(value, str):
-            raise self._err(key, f'must be a Go duration string such as "5s", not {value!r}')
-        try:
-            return parse_duration(value)
-        except ValueError as e:
-            self.log.warning("option %r: %s; keeping the default", self.spelled.get(key, key), e)
-            return default
-
-    def get_list(self, key: str) -> list[str]:
-        value = self.values.get(key)
-        if value is None:
-            return []
-        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-            raise self._err(key, f"must be a list of strings, not {value!r}")
-        return list(value)
-
-
-# ----------------------------------------------------------------------------- rate-limited logging
-
-
-class _LimitedLog:
-    """At most one line per key and period; repeats are counted and reported with the next line."""
-
-    def __init__(self, logger: logging.Logger, period: float = 60.0) -> None:
-        self.log = logger
-        self.period = period
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def __call__(self, level: int, key: str, fmt: str, *args: Any) -> None:
-        now = time.monotonic()
-        last = self._last.get(key)
-        if last is not None and now - last < self.period:
-            self._suppressed[key] = self._suppressed.get(key, 0) + 1
-            return
-        self._last[key] = now
-        n = self._suppressed.pop(key, 0)
-        if n:
-            fmt += " (%d similar messages suppressed)"
-            args = (*args, n)
-        self.log.log(level, fmt, *args)
+    error = SinkError
+    common = COMMON_OPTIONS
+    default_log = log
 
 
 # ----------------------------------------------------------------------------- the sink interface
@@ -245,7 +108,7 @@ class Sink:
     ) -> None:
         self.name = name
         self.log = logging.getLogger(f"{self.label}({name})")
-        self.limited = _LimitedLog(self.log)
+        self.limited = LimitedLog(self.log)
         opts = SinkOptions(f"{self.label}({name})", config, self.options, self.aliases, self.strict, self.log)
         self.opts = opts
         self.meta_as_tags = opts.get_list("meta_as_tags")
@@ -366,24 +229,7 @@ def create_sink(
 
 
 def _named_configs(config: Any) -> list[tuple[str, Any]]:
-    if isinstance(config, bytes | str):
-        try:
-            config = orjson.loads(config) if config.strip() else {}
-        except orjson.JSONDecodeError as e:
-            raise SinkError(f"sinks: invalid JSON: {e}") from None
-    if isinstance(config, Mapping):
-        return [(str(k), v) for k, v in config.items()]
-    if isinstance(config, Sequence):
-        out: list[tuple[str, Any]] = []
-        for i, c in enumerate(config):
-            if isinstance(c, Mapping) and isinstance(c.get("name"), str):
-                c = dict(c)
-                out.append((c.pop("name"), c))
-            else:
-                typ = c.get("type", "sink") if isinstance(c, Mapping) else "sink"
-                out.append((f"{typ}{i}", c))
-        return out
-    raise SinkError(f"sinks: the configuration must be a JSON object, not {type(config).__name__}")
+    return named_configs(config, "sink", SinkError)
 
 
 class SinkManager:
