@@ -35,7 +35,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import ssl
 import time
 from typing import Any
 
@@ -43,6 +42,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from ..natsclient import connect_args, connect_forever, tls_context
 from .base import Receiver, ReceiverError, ReceiverOptions, register
 
 __all__ = ["NatsReceiver", "server_urls"]
@@ -116,7 +116,7 @@ class NatsReceiver(Receiver):
                 import nkeys  # noqa: F401
             except ImportError:
                 raise ReceiverError(f"{self}: 'nkey_file' needs the Python package 'nkeys'") from None
-        self.tls = self._tls_context(opts, address)
+        self.tls = tls_context(opts, str(self), force=address.strip().lower().startswith("tls://"))
         self.servers = server_urls(address, port, self.tls is not None)
         if not self.servers:
             raise ReceiverError(f"{self}: 'address' names no server")
@@ -127,28 +127,6 @@ class NatsReceiver(Receiver):
         self._ready = asyncio.Event()
         self._error_logged = False
         self.nats_messages = 0
-
-    def _tls_context(self, opts: ReceiverOptions, address: str) -> ssl.SSLContext | None:
-        use = opts.get_bool("ssl") or address.strip().lower().startswith("tls://")
-        cert = opts.get_str("ssl_cert") or ""
-        key = opts.get_str("ssl_key") or ""
-        ca = opts.get_str("ssl_ca") or ""
-        if (cert or key) and not (cert and key):
-            raise ReceiverError(f"{self}: a client certificate needs both 'ssl_cert' and 'ssl_key'")
-        if not (use or cert or ca):
-            return None
-        for what, path in (("ssl_cert", cert), ("ssl_key", key), ("ssl_ca", ca)):
-            if path and not os.path.exists(path):
-                raise ReceiverError(f"{self}: {what} file {path!r} does not exist")
-        try:
-            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca or None)
-            if cert:
-                ctx.load_cert_chain(cert, key)
-        except (OSError, ssl.SSLError) as e:
-            raise ReceiverError(f"{self}: cannot load the TLS files: {e}") from e
-        return ctx
-
-    # ----------------------------------------------------------------- connection
 
     @property
     def connected(self) -> bool:
@@ -168,53 +146,36 @@ class NatsReceiver(Receiver):
             await asyncio.sleep(0.05)
 
     def _connect_args(self) -> dict[str, Any]:
-        args: dict[str, Any] = {
-            "servers": self.servers,
-            "name": f"cc-metric-collector {self.source}",
-            "allow_reconnect": True,
-            "max_reconnect_attempts": -1,
-            "reconnect_time_wait": self.reconnect_time_wait,
-            "connect_timeout": 2,
-            "error_cb": self._on_error,
-            "disconnected_cb": self._on_disconnected,
-            "reconnected_cb": self._on_reconnected,
-        }
-        if self.tls is not None:
-            args["tls"] = self.tls
-        if self.user and self.password:
-            args["user"] = self.user
-            args["password"] = self.password
-        elif self.nkey_file:
-            args["user_credentials"] = self.nkey_file
-        return args
+        return connect_args(
+            self.servers,
+            self.source,
+            self.reconnect_time_wait,
+            self.tls,
+            self.user,
+            self.password,
+            self.nkey_file,
+            self,
+        )
 
     async def _connect(self) -> None:
-        delay = self.reconnect_time_wait
-        while not self.closed:
-            nc = NATS()
-            try:
-                # with max_reconnect_attempts=-1 nats-py keeps trying until a server answers
-                await nc.connect(**self._connect_args())
-                self._nc = nc
-                self._sub = await nc.subscribe(self.subject, queue=self.queue_group, cb=self._on_msg)
-            except asyncio.CancelledError:
-                with contextlib.suppress(Exception):
-                    await nc.close()
-                raise
-            except Exception as e:
-                await self._on_error(e)
-                self._nc = self._sub = None
-                with contextlib.suppress(Exception):
-                    await nc.close()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-                continue
-            self._error_logged = False
-            self._ready.set()
-            url = nc.connected_url.netloc if nc.connected_url else ",".join(self.servers)
-            group = f" in queue group {self.queue_group!r}" if self.queue_group else ""
-            self.log.info("connected to %s, subscribed to %r%s", url, self.subject, group)
+        async def subscribe(nc: NATS) -> None:
+            self._nc = nc
+            self._sub = await nc.subscribe(self.subject, queue=self.queue_group, cb=self._on_msg)
+
+        async def failed(e: Exception) -> None:
+            await self._on_error(e)
+            self._nc = self._sub = None
+
+        nc = await connect_forever(
+            self._connect_args, lambda: self.closed, failed, self.reconnect_time_wait, after=subscribe
+        )
+        if nc is None:
             return
+        self._error_logged = False
+        self._ready.set()
+        url = nc.connected_url.netloc if nc.connected_url else ",".join(self.servers)
+        group = f" in queue group {self.queue_group!r}" if self.queue_group else ""
+        self.log.info("connected to %s, subscribed to %r%s", url, self.subject, group)
 
     async def _on_error(self, e: Exception) -> None:
         if self.closed:

@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import ssl
 from typing import Any
 
 import nats
@@ -40,6 +39,7 @@ from nats.aio.client import Client as NATS
 
 from cccommon.message import CCMessage
 
+from ..natsclient import connect_args, connect_forever, tls_context
 from ._batch import BatchingSink, SendError
 from ._encode import line_b, parse_precision
 from .base import SinkError, SinkOptions, register
@@ -112,7 +112,7 @@ class NatsSink(BatchingSink):
                 import nkeys  # noqa: F401
             except ImportError:
                 raise SinkError(f"{self}: 'nkey_file' needs the Python package 'nkeys'") from None
-        self.tls = self._tls_context(opts)
+        self.tls = tls_context(opts, str(self))
         self.servers = server_urls(host, port, "tls" if self.tls is not None else "nats")
         if not self.servers:
             raise SinkError(f"{self}: 'host' names no server")
@@ -122,26 +122,6 @@ class NatsSink(BatchingSink):
         self._connect_task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._conn_error_logged = False
-
-    def _tls_context(self, opts: SinkOptions) -> ssl.SSLContext | None:
-        use = opts.get_bool("ssl")
-        cert = opts.get_str("ssl_cert") or ""
-        key = opts.get_str("ssl_key") or ""
-        ca = opts.get_str("ssl_ca") or ""
-        if (cert or key) and not (cert and key):
-            raise SinkError(f"{self}: a client certificate needs both 'ssl_cert' and 'ssl_key'")
-        if not (use or cert or ca):
-            return None
-        for what, path in (("ssl_cert", cert), ("ssl_key", key), ("ssl_ca", ca)):
-            if path and not os.path.exists(path):
-                raise SinkError(f"{self}: {what} file {path!r} does not exist")
-        try:
-            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca or None)
-            if cert:
-                ctx.load_cert_chain(cert, key)
-        except (OSError, ssl.SSLError) as e:
-            raise SinkError(f"{self}: cannot load the TLS files: {e}") from e
-        return ctx
 
     @property
     def peer(self) -> str:
@@ -157,49 +137,27 @@ class NatsSink(BatchingSink):
             self._connect_task = asyncio.create_task(self._connect(), name=f"{self} connect")
 
     def _connect_args(self) -> dict[str, Any]:
-        args: dict[str, Any] = {
-            "servers": self.servers,
-            "name": f"cc-metric-collector {self.name}",
-            "allow_reconnect": True,
-            "max_reconnect_attempts": -1,
-            "reconnect_time_wait": self.reconnect_time_wait,
-            "connect_timeout": 2,
-            "error_cb": self._on_error,
-            "disconnected_cb": self._on_disconnected,
-            "reconnected_cb": self._on_reconnected,
-        }
-        if self.tls is not None:
-            args["tls"] = self.tls
-        if self.user and self.password:
-            args["user"] = self.user
-            args["password"] = self.password
-        elif self.nkey_file:
-            args["user_credentials"] = self.nkey_file
-        return args
+        return connect_args(
+            self.servers,
+            self.name,
+            self.reconnect_time_wait,
+            self.tls,
+            self.user,
+            self.password,
+            self.nkey_file,
+            self,
+        )
 
     async def _connect(self) -> None:
-        delay = self.reconnect_time_wait
-        while not self.closed:
-            nc = NATS()
-            try:
-                # with max_reconnect_attempts=-1 nats-py keeps trying until a server answers
-                await nc.connect(**self._connect_args())
-            except asyncio.CancelledError:
-                with contextlib.suppress(Exception):
-                    await nc.close()
-                raise
-            except Exception as e:
-                await self._on_error(e)
-                with contextlib.suppress(Exception):
-                    await nc.close()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-                continue
-            self._nc = nc
-            self._connected.set()
-            self._conn_error_logged = False
-            self.log.info("connected to %s", nc.connected_url.netloc if nc.connected_url else self.servers)
+        nc = await connect_forever(
+            self._connect_args, lambda: self.closed, self._on_error, self.reconnect_time_wait
+        )
+        if nc is None:
             return
+        self._nc = nc
+        self._connected.set()
+        self._conn_error_logged = False
+        self.log.info("connected to %s", nc.connected_url.netloc if nc.connected_url else self.servers)
 
     async def _on_error(self, e: Exception) -> None:
         connected = self._nc is not None and self._nc.is_connected
