@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from ._batch import SendError
+from ._batch import BatchingSink, SendError
 from ._encode import parse_precision
 from .base import Sink, SinkError, SinkOptions
 from .http import basic_auth
@@ -132,3 +132,26 @@ class InfluxTarget:
                 return
             text = (await r.text(errors="replace")).strip()[:300]
             raise SendError(f"HTTP {r.status} {r.reason}: {text}", permanent=r.status in _PERMANENT)
+
+
+class InfluxBatchingSink(BatchingSink):
+    """What the influxdb and influxasync sinks share: the target, its ping at start, delivery."""
+
+    target: InfluxTarget
+
+    @property
+    def peer(self) -> str:
+        return f"InfluxDB {self.target.base} ({self.target.database})"
+
+    async def _open(self) -> None:
+        await self.target.ping()
+        self.log.info(
+            "connected to %s (InfluxDB %s, %s write API)",
+            self.target.base,
+            self.target.version or "?",
+            self.target.api,
+        )
+
+    async def _send(self, body: bytes, lines: int) -> int | None:
+        await self.target.write(body)
+        return None

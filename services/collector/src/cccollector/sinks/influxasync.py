@@ -29,16 +29,16 @@ import time
 
 from cccommon.message import CCMessage
 
-from ._batch import BatchingSink, _Batch
+from ._batch import _Batch
 from ._encode import line_a
-from ._influx import INFLUX_OPTIONS, InfluxTarget
+from ._influx import INFLUX_OPTIONS, InfluxBatchingSink, InfluxTarget
 from .base import SinkError, SinkOptions, register
 
 __all__ = ["InfluxAsyncSink"]
 
 
 @register
-class InfluxAsyncSink(BatchingSink):
+class InfluxAsyncSink(InfluxBatchingSink):
     type = "influxasync"
     label = "InfluxAsyncSink"
     options = INFLUX_OPTIONS | {
@@ -82,25 +82,8 @@ class InfluxAsyncSink(BatchingSink):
         attempts = opts.get_int("max_retry_attempts")
         self.max_retry_attempts = 1 if attempts is None else attempts
 
-    @property
-    def peer(self) -> str:
-        return f"InfluxDB {self.target.base} ({self.target.database})"
-
-    async def _open(self) -> None:
-        await self.target.ping()
-        self.log.info(
-            "connected to %s (InfluxDB %s, %s write API)",
-            self.target.base,
-            self.target.version or "?",
-            self.target.api,
-        )
-
     def _encode(self, msg: CCMessage) -> str:
         return line_a(msg, self.target.unit_ns)
-
-    async def _send(self, body: bytes, lines: int) -> int | None:
-        await self.target.write(body)
-        return None
 
     def _give_up(self, batch: _Batch) -> bool:
         limit = min(self.max_retry_attempts, self.max_retries)

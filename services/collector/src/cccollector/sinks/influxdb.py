@@ -31,16 +31,16 @@ import time
 
 from cccommon.message import CCMessage
 
-from ._batch import BatchingSink, _Batch
+from ._batch import _Batch
 from ._encode import line_b
-from ._influx import INFLUX_OPTIONS, InfluxTarget
+from ._influx import INFLUX_OPTIONS, InfluxBatchingSink, InfluxTarget
 from .base import SinkError, SinkOptions, register
 
 __all__ = ["InfluxSink"]
 
 
 @register
-class InfluxSink(BatchingSink):
+class InfluxSink(InfluxBatchingSink):
     type = "influxdb"
     label = "InfluxSink"
     options = INFLUX_OPTIONS | {
@@ -76,25 +76,8 @@ class InfluxSink(BatchingSink):
         self.max_rounds = opts.get_int("max_retries")
         self.max_retry_time = opts.get_duration("max_retry_time", None)
 
-    @property
-    def peer(self) -> str:
-        return f"InfluxDB {self.target.base} ({self.target.database})"
-
-    async def _open(self) -> None:
-        await self.target.ping()
-        self.log.info(
-            "connected to %s (InfluxDB %s, %s write API)",
-            self.target.base,
-            self.target.version or "?",
-            self.target.api,
-        )
-
     def _encode(self, msg: CCMessage) -> str:
         return line_b(msg, self.target.unit_ns)
-
-    async def _send(self, body: bytes, lines: int) -> int | None:
-        await self.target.write(body)
-        return None
 
     def _give_up(self, batch: _Batch) -> bool:
         if self.max_rounds and batch.failures > self.max_rounds:
