@@ -97,6 +97,7 @@ def _unit(name: str) -> configparser.ConfigParser:
     [
         ("systemd/cc-metric-store.service", "cc-metric-store"),
         ("systemd/cc-metric-collector.service", "cc-metric-collector"),
+        ("systemd/cc-backend.service", "cc-backend"),
         ("nats/nats.service", "nats-server"),
     ],
 )
@@ -118,3 +119,13 @@ def test_collector_unit_matches_the_guide():
     s = _unit("systemd/cc-metric-collector.service")["Service"]
     assert s["ExecStart"].split()[-2:] == ["-config", "/etc/cc-metric-collector/config.json"]
     assert s["User"] == "cc-collector" and s["Restart"] == "always" and s["RestartSec"] == "10"
+
+
+def test_backend_unit_matches_the_guide():
+    s = _unit("systemd/cc-backend.service")["Service"]
+    # started as root (no User=) so that it can bind 80/443; privileges drop via config main.user/group
+    assert "User" not in s
+    assert s["WorkingDirectory"] == "/opt/monitoring/cc-backend"
+    assert s["ExecStart"].startswith("/opt/monitoring/cc-backend/cc-backend ")
+    assert "-server" in s["ExecStart"].split()
+    assert s["Type"] == "notify"
