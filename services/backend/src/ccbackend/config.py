@@ -159,6 +159,17 @@ class MainConfig(CCModel):
     systemd_unit: str = ""
     nodestate_retention: NodeStateRetention | None = None
 
+    @field_validator("resampling", mode="before")
+    @classmethod
+    def _newer_resampling(cls, v: Any) -> Any:
+        if isinstance(v, dict) and "trigger" not in v and "resolutions" not in v:
+            log.warning(
+                "main.resampling without 'trigger' and 'resolutions' (keys %s) is not supported: resampling is off",
+                ", ".join(sorted(v)) or "none",
+            )
+            return None
+        return v
+
     @field_validator("db_driver")
     @classmethod
     def _driver(cls, v: str) -> str:
@@ -206,14 +217,13 @@ class CronConfig(CCModel):
     duration_worker: str = "5m"
     footprint_worker: str = "10m"
 
-    @model_validator(mode="after")
-    def _check(self) -> CronConfig:
-        for name in ("commit_job_worker", "duration_worker", "footprint_worker"):
-            v = getattr(self, name)
-            secs = _duration(v, name.replace("_", "-"))
-            if secs <= 0:
-                raise ValueError(f"{name.replace('_', '-')} must be a positive duration, got {v!r}")
-        return self
+    @field_validator("commit_job_worker", "duration_worker", "footprint_worker")
+    @classmethod
+    def _check(cls, v: str) -> str:
+        secs = _duration(v, "worker interval")
+        if secs <= 0:
+            raise ValueError(f"must be a positive duration, got {v!r}")
+        return v
 
     @property
     def commit_job_seconds(self) -> float:
@@ -254,11 +264,17 @@ class BackendConfig(CCModel):
     ui: dict[str, Any] | None = None
 
     _file: str = PrivateAttr(default="")
+    _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @property
     def file(self) -> str:
         """The config file this was loaded from ("" if built in memory)."""
         return self._file
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The sectioned JSON (includes resolved, flat keys moved) the model was built from."""
+        return self._raw
 
 
 SECTIONS = ("main", "auth", "archive", "cron", "nats", "metric-store-external", "metric-store", "ui")
@@ -406,7 +422,7 @@ class _Normalizer:
                 )
                 continue
             entries.append({"scope": c["name"], "url": repo.get("url", ""), "token": repo.get("token", "")})
-            self.origins[f"metric-store-external.{len(entries) - 1}"] = f"clusters[{i}].metricDataRepository"
+            self.origins[f"metric-store-external[{len(entries) - 1}]"] = f"clusters[{i}].metricDataRepository"
         if not entries:
             return
         existing = data.get("metric-store-external")
@@ -519,6 +535,7 @@ def parse_backend_config(data: Any, file: str = "config.json") -> BackendConfig:
     except ConfigError as e:
         raise norm.translate(e) from None
     cfg._file = file
+    cfg._raw = sectioned
     return cfg
 
 
