@@ -26,16 +26,24 @@ __all__ = [
 
 
 class JobState(StrEnum):
-    """State of a job; the archive schema allows the final ones, upstream also `running`, `preempted`."""
+    """State of a job: the 12 states of cc-lib / the v11 database, plus the legacy `stopped` of old archives.
 
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
+    Archived jobs never carry `running`; `stopped` is no longer written by anyone but is still read.
+    """
+
+    BOOT_FAIL = "boot_fail"
     CANCELLED = "cancelled"
-    STOPPED = "stopped"
-    TIMEOUT = "timeout"
-    PREEMPTED = "preempted"
+    COMPLETED = "completed"
+    DEADLINE = "deadline"
+    FAILED = "failed"
+    NODE_FAIL = "node_fail"
     OUT_OF_MEMORY = "out_of_memory"
+    PENDING = "pending"
+    PREEMPTED = "preempted"
+    RUNNING = "running"
+    SUSPENDED = "suspended"
+    TIMEOUT = "timeout"
+    STOPPED = "stopped"
 
 
 class Resource(SchemaModel):
