@@ -13,11 +13,16 @@ import pytest
 
 from ccbackend.archive import (
     COMPRESS_THRESHOLD,
+    ArchiveConfig,
     ArchiveError,
     FsArchive,
     JobExistsError,
     JobNotFoundError,
+    dumps_meta,
+    open_archive,
+    parse_archive_config,
 )
+from cccommon.config import ConfigError
 from cccommon.schema import JobData
 from tests.conftest import DATA, upstream_fixture
 
@@ -56,12 +61,13 @@ def test_upstream_archive_loads() -> None:
         assert a.cluster(name).name == name
         assert a.cluster(name) is a.cluster(name)  # cached
     jobs = list(a.iter_jobs())
-    assert [(m.cluster, m.job_id, m.start_time) for m, _ in jobs] == [
+    assert [(m.cluster, m.job_id, m.start_time) for m in jobs] == [
         ("emmy", 1403244, 1608923076),
         ("emmy", 1404397, 1609300556),
     ]
-    for meta, path in jobs:
-        assert a.job_dir(meta.cluster, meta.job_id, meta.start_time) == path
+    assert a.job_keys() == [(m.cluster, m.job_id, m.start_time) for m in jobs]
+    for meta in jobs:
+        path = a.job_dir(meta.cluster, meta.job_id, meta.start_time)
         assert a.load_meta(meta.cluster, meta.job_id, meta.start_time).job_id == meta.job_id
         data = a.load_data(meta.cluster, meta.job_id, meta.start_time)
         assert len(data) > 0
@@ -95,7 +101,7 @@ def test_own_fixture_loads() -> None:
     assert a.version() == 3
     assert a.clusters() == ["testcl"]
     jobs = list(a.iter_jobs("testcl"))
-    assert [(m.cluster, m.job_id, m.start_time) for m, _ in jobs] == OWN_JOBS
+    assert [(m.cluster, m.job_id, m.start_time) for m in jobs] == OWN_JOBS
     assert a.data_path(a.job_dir(*OWN_JOBS[0])).name == "data.json.gz"
     assert a.data_path(a.job_dir(*OWN_JOBS[1])).name == "data.json"
     for job in OWN_JOBS:
@@ -145,17 +151,22 @@ def test_round_trip(arch: FsArchive) -> None:
     meta = arch.load_meta("testcl", 4711, 1700000000)
     data = arch.load_data("testcl", 4711, 1700000000)
     meta.job_id, meta.start_time = 1234567, 1710000000
-    d = arch.store_job(meta, data)
+    key = arch.store_job(meta, data)
+    assert key == ("testcl", 1234567, 1710000000)
+    d = arch.job_dir(*key)
     assert d == arch.root / "testcl" / "1234" / "567" / "1710000000"
     back = arch.load_meta("testcl", 1234567, 1710000000)
-    assert back.model_dump() == meta.model_dump()
-    assert back.model_extra == meta.model_extra  # unknown keys survive
+    assert (d / "meta.json").read_bytes() == dumps_meta(meta)
+    same = ("user", "project", "sub_cluster", "resources", "statistics", "meta_data", "footprint", "duration")
+    assert {k: getattr(back, k) for k in same} == {k: getattr(meta, k) for k in same}
+    assert back.tags is not None and back.tags[0].name == "a.out"
+    assert not back.model_extra  # keys Go's schema.Job lacks are dropped, as a Go round trip does
     assert arch.load_data("testcl", 1234567, 1710000000).model_dump() == data.model_dump()
     raw = (d / "meta.json").read_bytes()
     assert raw.endswith(b"\n") and b"\n" not in raw[:-1]  # compact, one line
     assert json.loads(raw)["jobId"] == 1234567
     assert not [p for p in d.iterdir() if p.name.startswith(".")]  # no temp files left
-    assert [m.job_id for m, _ in arch.iter_jobs()] == [5, 4711, 1234567]
+    assert [m.job_id for m in arch.iter_jobs()] == [5, 4711, 1234567]
 
 
 def test_modes(arch: FsArchive) -> None:
@@ -163,7 +174,7 @@ def test_modes(arch: FsArchive) -> None:
     try:
         meta = arch.load_meta("testcl", 4711, 1700000000)
         meta.job_id = 98001
-        d = arch.store_job(meta, arch.load_data("testcl", 4711, 1700000000))
+        d = arch.job_dir(*arch.store_job(meta, arch.load_data("testcl", 4711, 1700000000)))
     finally:
         os.umask(old)
     for p in (d, d.parent, d.parent.parent):
@@ -178,22 +189,22 @@ def test_compression_choice(arch: FsArchive) -> None:
     big = _big_data(arch)
 
     meta.job_id = 1
-    d = arch.store_job(meta, small, compress=True)  # small data stays plain
+    d = arch.job_dir(*arch.store_job(meta, small, compress=True))  # small data stays plain
     assert sorted(p.name for p in d.iterdir()) == ["data.json", "meta.json"]
     assert (d / "data.json").stat().st_size <= COMPRESS_THRESHOLD
 
     meta.job_id = 2
-    d = arch.store_job(meta, big, compress=True)
+    d = arch.job_dir(*arch.store_job(meta, big, compress=True))
     assert sorted(p.name for p in d.iterdir()) == ["data.json.gz", "meta.json"]
     assert len(gzip.decompress((d / "data.json.gz").read_bytes())) > COMPRESS_THRESHOLD
     assert arch.load_data("testcl", 2, meta.start_time).model_dump() == big.model_dump()
 
     meta.job_id = 3
-    d = arch.store_job(meta, big, compress=False)
+    d = arch.job_dir(*arch.store_job(meta, big, compress=False))
     assert sorted(p.name for p in d.iterdir()) == ["data.json", "meta.json"]
 
     # replacing plain by compressed data leaves exactly one data file
-    d = arch.store_job(meta, big, compress=True, overwrite=True)
+    d = arch.job_dir(*arch.store_job(meta, big, compress=True, overwrite=True))
     assert sorted(p.name for p in d.iterdir()) == ["data.json.gz", "meta.json"]
 
 
@@ -242,7 +253,7 @@ def test_delete_job(arch: FsArchive) -> None:
     arch.delete_job("testcl", 5, 1700007200)
     assert not (arch.root / "testcl" / "0").exists()  # empty L2 and L1 removed
     assert (arch.root / "testcl" / "cluster.json").is_file()
-    assert [m.job_id for m, _ in arch.iter_jobs()] == [4711]
+    assert [m.job_id for m in arch.iter_jobs()] == [4711]
     with pytest.raises(JobNotFoundError):
         arch.delete_job("testcl", 5, 1700007200)
 
@@ -258,7 +269,7 @@ def test_delete_keeps_shared_parents(arch: FsArchive) -> None:
 def test_clean(arch: FsArchive) -> None:
     assert arch.clean(1700000000) == 0
     assert arch.clean(1700000001) == 1
-    assert [m.job_id for m, _ in arch.iter_jobs()] == [5]
+    assert [m.job_id for m in arch.iter_jobs()] == [5]
     assert not (arch.root / "testcl" / "4").exists()
     assert arch.clean(2_000_000_000) == 1
     assert list(arch.iter_jobs()) == []
@@ -277,10 +288,10 @@ def test_move(arch: FsArchive, tmp_path: Path) -> None:
     moved = t.job_dir("testcl", 4711, 1700000000)
     assert {p.name: p.read_bytes() for p in moved.iterdir()} == files  # byte-for-byte
     assert not arch.exists("testcl", 4711, 1700000000)
-    assert [m.job_id for m, _ in arch.iter_jobs()] == [5]
+    assert [m.job_id for m in arch.iter_jobs()] == [5]
     # a second move into the same (now version-3) target adds the remaining job
     assert arch.move(2_000_000_000, t) == 1
-    assert [m.job_id for m, _ in t.iter_jobs()] == [5, 4711]
+    assert [m.job_id for m in t.iter_jobs()] == [5, 4711]
     assert list(arch.iter_jobs()) == []
 
 
@@ -318,10 +329,10 @@ def test_corrupt_meta(arch: FsArchive, content: bytes) -> None:
     assert str(bad) in str(ei.value)
     errors: list[ArchiveError] = []
     jobs = list(arch.iter_jobs(on_error=errors.append))
-    assert [m.job_id for m, _ in jobs] == [4711]
+    assert [m.job_id for m in jobs] == [4711]
     assert [e.path for e in errors] == [str(bad)]
     # default: logged and skipped
-    assert [m.job_id for m, _ in arch.iter_jobs()] == [4711]
+    assert [m.job_id for m in arch.iter_jobs()] == [4711]
     # the healthy job is untouched and cleaning still works by directory name
     assert arch.load_data("testcl", 4711, 1700000000)
     assert arch.clean(1700007201) == 2
@@ -343,7 +354,7 @@ def test_incomplete_job_dir_reported(arch: FsArchive) -> None:
     partial.mkdir(parents=True)
     (arch.root / "testcl" / "9" / "notanumber").mkdir()
     errors: list[ArchiveError] = []
-    assert [m.job_id for m, _ in arch.iter_jobs(on_error=errors.append)] == [5, 4711]
+    assert [m.job_id for m in arch.iter_jobs(on_error=errors.append)] == [5, 4711]
     assert len(errors) == 1 and isinstance(errors[0], JobNotFoundError)
     assert errors[0].path == str(partial / "meta.json")
 
@@ -352,3 +363,65 @@ def test_corrupt_cluster_json(arch: FsArchive) -> None:
     (arch.root / "testcl" / "cluster.json").write_text('{"name": "testcl"}')
     with pytest.raises(ArchiveError, match="cluster.json"):
         arch.cluster("testcl")
+
+
+# ---------------------------------------------------------------- config and factory
+
+
+def test_archive_config_spellings(caplog: pytest.LogCaptureFixture) -> None:
+    upstream = parse_archive_config(
+        {
+            "kind": "file",
+            "path": "./var/job-archive",
+            "compression": 14,
+            "retention": {"policy": "move", "age": 30, "include-db": False, "target-path": "/srv/old"},
+        }
+    )
+    guide = parse_archive_config(
+        {"kind": "file", "retention": {"policy": "move", "includeDB": False, "location": "/srv/old"}, "x-site": 1}
+    )
+    for cfg in (upstream, guide):
+        assert cfg.retention is not None
+        assert cfg.retention.include_db is False and cfg.retention.target_path == "/srv/old"
+        assert cfg.target_config() == ArchiveConfig(kind="file", path="/srv/old")
+    assert upstream.compression == 14 and upstream.retention is not None and upstream.retention.age == 30
+    assert guide.compression == 7 and guide.retention is not None and guide.retention.age == 7  # guide default
+    assert "unknown key 'x-site' ignored" in caplog.text
+    defaults = parse_archive_config({})
+    assert (defaults.kind, defaults.path, defaults.retention) == ("file", "./var/job-archive", None)
+    s3 = parse_archive_config(
+        {"kind": "s3", "bucket": "b", "accessKey": "k", "secret-key": "s", "usePathStyle": True, "region": ""}
+    )
+    assert (s3.access_key, s3.secret_key, s3.use_path_style, s3.region) == ("k", "s", True, "us-east-1")
+    assert parse_archive_config({"kind": "sqlite", "dbPath": "a.db"}).db_path == "a.db"
+
+
+@pytest.mark.parametrize(
+    ("cfg", "message"),
+    [
+        ({"kind": "tape"}, "field 'kind'"),
+        ({"kind": "sqlite"}, "needs 'db-path'"),
+        ({"kind": "s3"}, "needs 'bucket'"),
+        ({"retention": {"policy": "copy"}}, "needs 'target-path'"),
+        ({"retention": {"policy": "move", "target-kind": "s3"}}, "needs 'target-bucket'"),
+        ({"retention": {"policy": "sometimes"}}, "field 'retention.policy'"),
+        ({"retention": {"policy": "delete", "age": -1}}, "field 'retention.age'"),
+        ({"retention": {"policy": "delete", "interval": "daily"}}, "invalid duration 'daily'"),
+        ({"compression": "weekly"}, "field 'compression'"),
+    ],
+)
+def test_archive_config_errors(cfg: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as ei:
+        parse_archive_config(cfg, file="/etc/cc/config.json")
+    assert "/etc/cc/config.json" in str(ei.value)
+
+
+def test_open_archive_file(tmp_path: Path) -> None:
+    a = open_archive(ArchiveConfig(kind="file", path=str(tmp_path / "new")))
+    assert isinstance(a, FsArchive)
+    assert (tmp_path / "new" / "version.txt").read_text() == "3\n"
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "version.txt").write_text("1\n")
+    with pytest.raises(ArchiveError, match="unsupported version 1"):
+        open_archive(ArchiveConfig(kind="file", path=str(bad)))
