@@ -148,7 +148,7 @@ async def _open_repository(cfg: Any) -> Any:
                 cfg.main.db_driver, cfg.main.db, options=cfg.main.db_config.model_dump(by_alias=True)
             ))
     except SchemaVersionError as e:
-        raise Fatal(f"{cfg.main.db}: {e}", 2) from None
+        raise Fatal(str(e), 2) from None
 
 
 def _parse_add_user(value: str) -> tuple[str, list[str], str]:
@@ -173,7 +173,7 @@ async def _users(args: Any, cfg: Any, env: Any, repo: Any) -> None:
             )
         return
     if cfg.auth is None:
-        log.warning("Authentication disabled due to missing configuration")
+        log.info("no 'auth' section: issued tokens never expire, LDAP and OIDC are off")
     from .auth.users import UserError, create_user
 
     if args.add_user:
