@@ -341,7 +341,9 @@ async def test_session_cookie_tamper_and_expiry(repo) -> None:  # noqa: F811
             c.session.cookie_jar.clear()
             assert (await c.get("/frontend/probe/", cookies={"session": bad})).status == 401
             assert (await c.get("/config/probe/", cookies={"session": bad})).status == 401
-            assert (await c.get("/monitoring/jobs/", cookies={"session": bad})).status == 401
+            r = await c.get("/monitoring/jobs/", cookies={"session": bad})
+            assert r.status == 401 and "please login first" in await r.text()
+            assert "Max-Age=0" in _cookie_header(r)  # the browser is told to drop the bad cookie
 
 
 async def test_session_follows_user_table(repo) -> None:  # noqa: F811
@@ -480,6 +482,10 @@ async def test_frontend_configuration(repo) -> None:  # noqa: F811
         }
         r = await c.post("/frontend/configuration/", data={"key": "x", "value": "{broken"})
         assert r.status == 400 and "not valid JSON" in (await r.json())["error"]
+    async with client(make_app(service(repo, disable_authentication=True))) as c:
+        # the synthetic admin of disable-authentication has no user row: a clear 422, not a crash
+        r = await c.post("/frontend/configuration/", data={"key": "k", "value": "1"})
+        assert r.status == 422 and "does not exist" in (await r.json())["error"]
 
 
 # ---- hardening -------------------------------------------------------------------------------------

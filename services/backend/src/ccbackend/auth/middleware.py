@@ -18,7 +18,7 @@ from aiohttp import web
 from .errors import AuthError, LoginRequired, auth_error_response
 from .principal import Principal
 from .service import AUTH_KEY, AuthService, RouteGroup, route_group
-from .sessions import is_https
+from .sessions import SESSION_COOKIE, expire_session_cookie, is_https
 
 __all__ = [
     "PRINCIPAL_KEY",
@@ -146,7 +146,10 @@ def auth_middleware(service: AuthService) -> Callable[..., Awaitable[web.StreamR
             request[PRINCIPAL_KEY] = await service.authorize(request, group)
         except LoginRequired as e:
             log.info("%s %s: %s", request.method, request.path, e.message)
-            return service.login_page.response(401, message=e.message, redirect=request.path_qs)
+            response = service.login_page.response(401, message=e.message, redirect=request.path_qs)
+            if SESSION_COOKIE in request.cookies:  # a stale or forged cookie: tell the browser to drop it
+                expire_session_cookie(response, secure=is_https(request))
+            return response
         except AuthError as e:
             log.info("%s %s from %s refused: %s", request.method, request.path, request.remote, e.message)
             if group is RouteGroup.PAGE:

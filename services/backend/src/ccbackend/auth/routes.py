@@ -13,6 +13,7 @@ import orjson
 from aiohttp import web
 
 from ..model import ROLES, AuthSource
+from ..repository.base import RepositoryError
 from .errors import AuthError, auth_error_response
 from .middleware import get_principal, require_any_role
 from .pages import safe_redirect
@@ -160,7 +161,10 @@ class _Handlers:
             value = orjson.loads(raw)
         except orjson.JSONDecodeError as e:
             return auth_error_response(400, f"form field 'value' of key {key!r} is not valid JSON: {e}")
-        await self.s.repo.set_user_config(me.username, key, value)
+        try:
+            await self.s.repo.set_user_config(me.username, key, value)
+        except RepositoryError as e:
+            return auth_error_response(422, str(e))
         return web.Response(text="success", content_type="text/plain")
 
 
