@@ -195,3 +195,66 @@ async def test_disabled_monitoring_and_archive_write_failure(
     assert (await repo.get_job(job.id)).monitoring_status == 2
     assert not _job_dir(archive, off).exists()
     assert await archiver.drain(1)
+
+
+async def test_upstream_fritz_job_through_store_and_archiver(
+    daemon_factory: Any, repo: Any, tmp_path: Path
+) -> None:
+    """Upstream's importer job (data-fritzMinimal) written into our store at its native scopes, then
+    archived: the statistics must match the job's upstream meta.json and the footprint its values."""
+    from tests.conftest import upstream_fixture
+
+    base = "cc-backend/internal/importer/testdata"
+    cluster = load_cluster(upstream_fixture(f"{base}/cluster-fritz.json"))
+    registry = ClusterRegistry([cluster])
+    upstream_meta = json.loads(upstream_fixture(f"{base}/meta-fritzMinimal.input").read_text())
+    upstream_data = json.loads(upstream_fixture(f"{base}/data-fritzMinimal.json").read_text())
+    archive = FsArchive(tmp_path / "fritz-archive")
+    archive.version(bootstrap=True)
+    archive.store_cluster(cluster)
+
+    start = (int(__import__("time").time()) // 60) * 60 - 600
+    lines = []
+    for mc in cluster.metric_config:
+        scoped = upstream_data[mc.name]
+        native = {"hwthread": "core"}.get(mc.scope, mc.scope)  # fritz: core i is hwthread i
+        for i, s in enumerate(scoped[native]["series"]):
+            # upstream's socket series all carry id "0" (its aggregated-query id quirk): use the index
+            sid = str(i) if mc.scope == "socket" else s.get("id")
+            tags = "" if mc.scope == "node" else f",type={mc.scope},type-id={sid}"
+            for k, v in enumerate(s["data"]):
+                if v is not None:
+                    lines.append(f"{mc.name},cluster=fritz,hostname={s['hostname']}{tags} value={v} {start + 60 * k}")
+    metrics = {mc.name: {"frequency": 60, "aggregation": mc.aggregation or None} for mc in cluster.metric_config}
+    store = daemon_factory(metrics=metrics).start()
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.post(f"{store.url}/api/write", data="\n".join(lines) + "\n") as r:
+                assert r.status == 200, await r.text()
+        dispatcher = MetricDataDispatcher(registry, [MetricStoreExternal(scope="fritz", url=store.url, token="")])
+        archiver = Archiver(repo, archive, dispatcher, registry)
+        job = Job.from_meta(upstream_meta | {"startTime": start, "monitoringStatus": 1})
+        job.statistics = None
+        job.id = await repo.insert_job(job)
+        assert await archiver.archive_job(job) == 3
+        await dispatcher.close()
+    finally:
+        store.stop()
+
+    meta, data = _read(_job_dir(archive, job))
+    assert set(meta["statistics"]) == set(upstream_meta["statistics"])
+    for metric, want in upstream_meta["statistics"].items():
+        got = meta["statistics"][metric]
+        mc = cluster.metric(metric)
+        assert mc is not None and got["unit"] == mc.unit.model_dump(exclude_none=True), metric  # cluster.json's unit
+        # sums of 72 core values that the fixture rounded to 2 decimals may be 72 × 0.005 off
+        tol = 0.37 if mc.scope == "hwthread" and mc.aggregation == "sum" else 0.05
+        for key in ("avg", "min", "max"):
+            assert got[key] == pytest.approx(want[key], rel=2e-3, abs=tol), (metric, key)
+    # 1 node: core scope archived too, with one series per core
+    assert len(data["flops_any"]["core"]["series"]) == 72 and "statisticsSeries" in data["flops_any"]["core"]
+    row = await repo.get_job(job.id)
+    assert row.monitoring_status == 3
+    assert row.footprint == pytest.approx(
+        {"cpu_load_avg": 31.64, "mem_used_max": 6.23, "flops_any_avg": 45.01, "mem_bw_avg": 4.87}, abs=0.06
+    )

@@ -347,7 +347,14 @@ async def test_dispatcher_loads_job_data(store, registry: ClusterRegistry, caplo
         stats = await d.load_job_stats(job, ["cpu_load", "mem_used"])
         assert stats["cpu_load"]["t02"].avg == 6.5 and set(stats["mem_used"]) == {"t01"}
 
-        # a job on a subcluster where metrics are removed / GPU job without accelerators
+        # node views: whole nodes (all hwthreads), subcluster from the node lists, unknown hosts skipped
+        nodes = await d.load_node_data("tiny", ["t02", "zz"], ["cpu_load", "flops_any"], ["node", "socket"], T0, T0 + 100)
+        assert set(nodes) == {"t02"}
+        assert [jm.series[0].data[0] for jm in nodes["t02"]["cpu_load"]] == [2.0]
+        by_scope = {len(jm.series): jm for jm in nodes["t02"]["flops_any"]}
+        assert by_scope[1].series[0].data[:2] == [28.0, 36.0]  # node: all 8 hwthreads
+        assert [(s.id, s.data[0]) for s in by_scope[2].series] == [("0", 10.0), ("1", 18.0)]
+
         with pytest.raises(ValueError, match="unknown metric scope 'die'"):
             await d.load_job_data(job, None, ["die"], 0)
     finally:

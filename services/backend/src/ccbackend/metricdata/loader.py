@@ -186,6 +186,7 @@ class MetricDataDispatcher:
             if not scoped:
                 del data[metric]
         if problems:
+            problems = list(dict.fromkeys(problems))
             more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
             log.warning(
                 "job %d (%s, db id %s): %d series missing from the metric store: %s%s",
@@ -219,6 +220,88 @@ class MetricDataDispatcher:
                 continue
             out.setdefault(p.query.metric, {})[p.query.host] = MetricStatistics(avg=e.avg, min=e.min, max=e.max)
         return out
+
+    async def load_node_data(
+        self,
+        cluster: str,
+        nodes: list[str],
+        metrics: list[str] | None,
+        scopes: Iterable[str],
+        from_: int,
+        to: int,
+        resolution: int | None = None,
+        sub_cluster: str | None = None,
+    ) -> dict[str, dict[str, list[JobMetric]]]:
+        """Node view data: host → metric → JobMetric per delivered scope, over whole nodes.
+
+        Each host's subcluster is `sub_cluster` or found from the node lists; hosts of no subcluster
+        are skipped with a warning. Store selection uses the first host's subcluster.
+        """
+        scopes = list(scopes) or ["node"]
+        for s in scopes:
+            if s not in GRANULARITY:
+                raise ValueError(f"unknown metric scope {s!r} (valid: {', '.join(GRANULARITY)})")
+        cl = self.registry.get(cluster)
+        names = metrics if metrics is not None else [m.name for m in cl.metric_config]
+        plan: list[PlannedQuery] = []
+        first_sc = sub_cluster or ""
+        for host in nodes:
+            sc_name = sub_cluster or self.registry.sub_cluster_of_node(cluster, host)
+            if sc_name is None:
+                log.warning("node %s is in no subcluster of cluster %r: skipped", host, cluster)
+                continue
+            first_sc = first_sc or sc_name
+            topo = self.registry.sub_cluster(cluster, sc_name).topology
+            accs = [a.id for a in topo.accelerators or ()]
+            for metric in names:
+                mc = self.registry.metric_config(cluster, sc_name, metric)
+                if mc is None:
+                    continue
+                native = mc.scope or "node"
+                handled: set[str] = set()
+                for requested in scopes:
+                    delivered = coarser(native, requested)
+                    if delivered in handled:
+                        continue
+                    handled.add(delivered)
+                    for pq in scope_queries(metric, native, requested, host, topo, topo.node, accs):
+                        pq.query.resolution = resolution or 0
+                        plan.append(pq)
+        if not plan:
+            return {}
+        client = self.store_for(cluster, first_sc)
+        rows = await self._run(client, cluster, from_, to, plan, with_data=True)
+        out: dict[str, dict[str, dict[str, JobMetric]]] = {}
+        problems = 0
+        for p, row in zip(plan, rows, strict=False):
+            mc = self.registry.cluster_metric(cluster, p.query.metric)
+            assert mc is not None
+            scoped = out.setdefault(p.query.host, {}).setdefault(p.query.metric, {})
+            for k, entry in enumerate(row):
+                if entry.error is not None:
+                    problems += 1
+                    continue
+                jm = scoped.get(p.scope)
+                if jm is None:
+                    step = entry.resolution or mc.timestep
+                    jm = JobMetric(unit=Unit.model_validate(mc.unit.model_dump()), timestep=step, series=[])
+                    scoped[p.scope] = jm
+                sid = p.ids[k] if k < len(p.ids) else None
+                jm.series.append(
+                    Series.model_construct(
+                        hostname=p.query.host,
+                        **({"id": sid} if sid is not None else {}),
+                        statistics=_stats(entry),
+                        data=as_list(entry.data) if entry.data is not None else [],
+                    )
+                )
+            problems += 0 if row else 1
+        if problems:
+            log.warning("node data of cluster %r: %d series missing from the metric store", cluster, problems)
+        return {
+            host: {m: list(sc.values()) for m, sc in per_metric.items() if sc}
+            for host, per_metric in out.items()
+        }
 
     async def healthcheck(self, cluster: str, sub_cluster: str, nodes: list[str], metrics: list[str]) -> dict:
         """The store's health report for nodes of one subcluster."""
