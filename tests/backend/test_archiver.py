@@ -144,6 +144,10 @@ async def test_archive_job_end_to_end(store: Any, repo: Any, archive: FsArchive,
     assert set(data["mem_bw"]) == {"node", "socket"}
     assert set(data["cpu_load"]) == {"node"}
     assert data["cpu_load"]["node"]["series"][0]["statistics"] == {"min": 1.0, "avg": 5.5, "max": 10.0}
+    assert data["cpu_load"]["node"]["unit"] == {"base": ""}  # no "prefix": null
+    assert data["flops_any"]["core"]["unit"] == {"base": "F/s", "prefix": "G"}
+    assert "id" not in data["cpu_load"]["node"]["series"][0]
+    assert [s["id"] for s in data["flops_any"]["core"]["series"]] == ["0", "1", "2", "3", "0", "1"]
 
     row = await repo.get_job(job.id)
     assert row.monitoring_status == 3

@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Iterable
 
-from cccommon.schema import JobData, JobMetric, MetricStatistics, Series, Unit
+from cccommon.schema import JobData, JobMetric, MetricStatistics, Series
 
 from ..clusters import ClusterError, ClusterRegistry
 from ..model import Job
@@ -162,7 +162,7 @@ class MetricDataDispatcher:
             jm = scoped.get(p.scope)
             if jm is None:
                 step = row[0].resolution if row and row[0].resolution else mc.timestep
-                jm = JobMetric(unit=Unit.model_validate(mc.unit.model_dump()), timestep=step, series=[])
+                jm = JobMetric(unit=mc.unit.model_copy(), timestep=step, series=[])
                 scoped[p.scope] = jm
             if not row:
                 problems.append(f"{p.query.metric}@{p.query.host}: no data")
@@ -284,7 +284,7 @@ class MetricDataDispatcher:
                 jm = scoped.get(p.scope)
                 if jm is None:
                     step = entry.resolution or mc.timestep
-                    jm = JobMetric(unit=Unit.model_validate(mc.unit.model_dump()), timestep=step, series=[])
+                    jm = JobMetric(unit=mc.unit.model_copy(), timestep=step, series=[])
                     scoped[p.scope] = jm
                 sid = p.ids[k] if k < len(p.ids) else None
                 jm.series.append(
