@@ -148,7 +148,7 @@ class Job(_Model):
         if not isinstance(data, dict):
             raise BadRequest("parsing request body failed: expected a JSON object")
         try:
-            return cls.model_validate(data, strict=False)
+            return cls.model_validate(data, strict=True)
         except ValidationError as e:
             raise BadRequest(f"parsing request body failed: {describe_validation_error(e)}") from None
 

@@ -29,11 +29,15 @@ from .api.common import MAX_BODY
 from .api.rest import ApiHandlers, error_middleware_factory, routes
 from .context import BackendContext
 
-__all__ = ["build_app", "build_context", "serve"]
+__all__ = ["CTX_KEY", "HANDLERS_KEY", "ROUTES_KEY", "build_app", "build_context", "serve"]
 
 log = logging.getLogger("ccbackend.server")
 
 ARCHIVER_DRAIN_SECONDS = 60.0
+
+CTX_KEY = web.AppKey("ctx", BackendContext)
+HANDLERS_KEY = web.AppKey("handlers", ApiHandlers)
+ROUTES_KEY = web.AppKey("routes", list)
 
 
 async def build_context(cfg: Any, env: Any) -> BackendContext:
@@ -65,10 +69,10 @@ def build_app(ctx: BackendContext, *, dev: bool = False) -> web.Application:
     from .auth import AuthService, AuthSettings, setup_auth
 
     cfg = ctx.config
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[error_middleware_factory()])
-    app["ctx"] = ctx
+    app = web.Application(client_max_size=MAX_BODY)
+    app[CTX_KEY] = ctx
     handlers = ApiHandlers(ctx)
-    app["handlers"] = handlers
+    app[HANDLERS_KEY] = handlers
     table = routes(
         handlers,
         job_events_via_nats=cfg.main.api_subjects is not None,
@@ -78,9 +82,11 @@ def build_app(ctx: BackendContext, *, dev: bool = False) -> web.Application:
         settings = AuthSettings.from_config(cfg.raw, file=cfg.file or "config.json")
         ctx.auth = AuthService.from_env(settings, ctx.env, ctx.repo)
     setup_auth(app, ctx.auth, routes=not ctx.auth.settings.disable_authentication)
+    # innermost: handler errors become upstream's error JSON and still pass the security headers
+    app.middlewares.append(error_middleware_factory())
     for r in table:
         app.router.add_route(r.method, r.path, r.handler)
-    app["routes"] = table
+    app[ROUTES_KEY] = table
 
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -152,7 +158,7 @@ async def serve(cfg: Any, env: Any, *, dev: bool = False, ready: asyncio.Event |
         else:
             from .natsapi import NatsJobApi
 
-            nats_api = NatsJobApi(app["handlers"], cfg.nats, cfg.main.api_subjects)
+            nats_api = NatsJobApi(app[HANDLERS_KEY], cfg.nats, cfg.main.api_subjects)
             await nats_api.start()
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()

@@ -62,7 +62,7 @@ def error_response(status: int, message: str) -> web.Response:
 class StrictBody(BaseModel):
     """Base of request bodies: camelCase keys, unknown keys refused (Go's DisallowUnknownFields)."""
 
-    model_config = ConfigDict(populate_by_name=True, alias_generator=to_camel, extra="forbid")
+    model_config = ConfigDict(populate_by_name=True, alias_generator=to_camel, extra="forbid", strict=True)
 
 
 async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:

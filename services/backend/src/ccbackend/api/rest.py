@@ -19,6 +19,7 @@ from aiohttp import web
 from pydantic import Field, field_validator
 
 from ..auth.errors import AuthError
+from ..auth.middleware import get_principal
 from ..auth.principal import Principal
 from ..auth.roles import apply_visibility, can_read_tag_scope, can_see_job, can_write_tag_scope
 from ..auth.users import UserError, list_users, modify_user
@@ -101,10 +102,7 @@ class NodeStateRequest(StrictBody):
 
 # ---- principal helpers ----------------------------------------------------------------------------
 def _principal(request: web.Request) -> Principal:
-    p = _principal(request)
-    if p is None:
-        raise ApiError(401, "no user for secured check")
-    return p
+    return get_principal(request)
 
 
 def visibility(principal: Principal, flt: JobFilter) -> JobFilter:
@@ -484,10 +482,15 @@ class ApiHandlers:
         id = _path_id(request)
         items = await self._tag_items(request)
         job = await self._visible_job(request, id, status=404)
-        for t in items:
-            await self._add_tag(principal, id, t.type, t.name, t.scope)
+        added = [await self._add_tag(principal, id, t.type, t.name, t.scope) for t in items]
         await self._sync_archive_tags(job)
-        return json_response(await self._job_out(principal, job))
+        out = await self._job_out(principal, job)
+        # upstream answers with the visible tags plus the ones just added (whatever their scope)
+        shown = out.setdefault("tags", [])
+        for t in added:
+            if not any(x["id"] == t.id for x in shown):
+                shown.append(t.model_dump(by_alias=True))
+        return json_response(out)
 
     async def untag_job(self, request: web.Request) -> web.Response:
         principal = _principal(request)
