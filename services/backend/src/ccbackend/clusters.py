@@ -21,10 +21,6 @@ __all__ = ["ClusterError", "ClusterRegistry", "GlobalMetric"]
 
 log = logging.getLogger("ccbackend.clusters")
 
-SCOPE_ORDER = {"hwthread": 2, "core": 3, "memoryDomain": 4, "socket": 5, "accelerator": 5, "node": 10}
-"""Granularity of scopes as upstream ranks them (higher = coarser; accelerator ranks like socket)."""
-
-
 class ClusterError(LookupError):
     """Unknown cluster, subcluster or metric; the message names what was looked up."""
 
@@ -244,10 +240,3 @@ class ClusterRegistry:
             }
             subs.append(SubCluster.model_validate(sc.model_dump(by_alias=True, exclude_unset=True) | extra))
         return c.model_copy(update={"sub_clusters": subs})
-
-    def scope_rank(self, scope: str) -> int:
-        """Granularity rank of a scope (ValueError for unknown ones)."""
-        try:
-            return SCOPE_ORDER[scope]
-        except KeyError:
-            raise ValueError(f"unknown metric scope {scope!r}") from None
