@@ -688,3 +688,9 @@ async def test_archiving_with_metric_store_down_keeps_the_job(backend: Backend):
     assert job is not None and job.job_state == "completed" and job.monitoring_status == 2
     d = backend.root / "archive" / "emmy" / "0" / "888" / str(now - 300)
     assert (d / "meta.json").exists()
+
+
+async def test_prometheus_metrics_endpoint(backend: Backend):
+    r = await backend.client.get("/metrics")
+    assert r.status == 200
+    assert "ccbackend_archiver_queue_length" in await r.text()

@@ -66,7 +66,7 @@ async def build_context(cfg: Any, env: Any) -> BackendContext:
 
 def build_app(ctx: BackendContext, *, dev: bool = False) -> web.Application:
     """The aiohttp application with every route, the auth layer and the middlewares."""
-    from .auth import AuthService, AuthSettings, setup_auth
+    from .auth import AuthService, AuthSettings, RouteGroup, auth_group, setup_auth
 
     cfg = ctx.config
     app = web.Application(client_max_size=MAX_BODY)
@@ -90,8 +90,12 @@ def build_app(ctx: BackendContext, *, dev: bool = False) -> web.Application:
 
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+    @auth_group(RouteGroup.PUBLIC)  # Prometheus scrapes without credentials, as with the other daemons
     async def metrics(request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        body = generate_latest()
+        if ctx.archiver is not None:
+            body += generate_latest(ctx.archiver.metrics_registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app.router.add_get("/metrics", metrics)
     if dev:
@@ -194,5 +198,6 @@ async def serve(cfg: Any, env: Any, *, dev: bool = False, ready: asyncio.Event |
         await asyncio.gather(*workers, return_exceptions=True)
         if ctx.archiver is not None:
             await ctx.archiver.drain(ARCHIVER_DRAIN_SECONDS)
+        await ctx.dispatcher.close()
         await ctx.repo.close()
         log.info("shutdown complete")

@@ -44,6 +44,7 @@ class SubClusterConfig(SchemaModel):
     caution: float | None = None
     alert: float | None = None
     remove: bool | None = None
+    restrict: bool | None = None
 
 
 class MetricConfig(SchemaModel):
