@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import sys
 import time
 from collections import deque
@@ -26,10 +27,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from .model import JOB_STATES, SHARED_VALUES, BadRequest, Job, JobTag, MonitoringStatus
-from .model import Resource as _Resource
+from .model import JOB_STATES, SHARED_VALUES, BadRequest, Job, MonitoringStatus
 
 __all__ = [
     "BATCH_SIZE",
@@ -90,6 +90,10 @@ def _str(d: dict[str, Any], key: str, where: str) -> str:
     return v  # type: ignore[no-any-return]
 
 
+_WARNED: set[tuple[str, str, str]] = set()
+"""Energy metrics already reported as not computable (one warning per process)."""
+
+
 @dataclass(frozen=True)
 class _Plan:
     """What a subcluster needs per job: footprint metrics, and energy metrics with their kind."""
@@ -131,7 +135,8 @@ class JobConverter:
         except LookupError as e:
             return f"cannot get subcluster: {e}"
         for name, kind in energy:
-            if kind == "energy":
+            if kind == "energy" and (cluster, sub_cluster, name) not in _WARNED:
+                _WARNED.add((cluster, sub_cluster, name))
                 log.warning(
                     "energy metric %s of %s/%s has energy type 'energy': its energy is not computed (0), as upstream",
                     name,
@@ -146,25 +151,25 @@ class JobConverter:
             raise JobCheckError(f"{where}: not a JSON object")
         cluster = _str(d, "cluster", where)
         sub_cluster = _str(d, "subCluster", where)
-        plan = self._plan(cluster, sub_cluster)
+        try:
+            plan = self._plan(cluster, sub_cluster)
+        except JobCheckError as e:
+            raise JobCheckError(f"{where}: {e}") from None
         # sanity checks of start_job, in upstream's order
         state = d.get("jobState")
         if state not in _STATES:
             raise JobCheckError(f"{where}: not a valid job state: {state!r}")
-        resources_raw = d.get("resources")
+        resources = d.get("resources")
         user = _str(d, "user", where)
-        if not resources_raw or type(resources_raw) is not list or not user:
+        if not resources or type(resources) is not list or not user:
             raise JobCheckError(f"{where}: 'resources' and 'user' should not be empty")
         num_nodes = _int(d, "numNodes", where)
         num_hw = _int(d, "numHwthreads", where)
         num_acc = _int(d, "numAcc", where)
         if num_acc < 0 or num_hw < 0 or num_nodes < 1:
             raise JobCheckError(f"{where}: 'numNodes', 'numAcc' or 'numHWThreads' invalid")
-        if len(resources_raw) != num_nodes:
-            raise JobCheckError(
-                f"{where}: len(resources) does not equal numNodes ({len(resources_raw)} vs {num_nodes})"
-            )
-        resources = [self._resource(r, where, i) for i, r in enumerate(resources_raw)]
+        if len(resources) != num_nodes:
+            raise JobCheckError(f"{where}: len(resources) does not equal numNodes ({len(resources)} vs {num_nodes})")
         shared = d.get("shared")
         if shared is None:
             shared = _EXCLUSIVE_TO_SHARED.get(d.get("exclusive", 1), "none")  # type: ignore[arg-type]
@@ -181,46 +186,37 @@ class JobConverter:
             e = round2(self._avg(stats, m, where) * num_nodes * (duration / 3600.0) / 1000.0) if kind == "power" else 0.0
             energy_fp[m] = e
             total += e
-        meta_data = d.get("metaData")
-        if meta_data is not None:
-            if type(meta_data) is not dict or any(type(v) is not str for v in meta_data.values()):
-                raise JobCheckError(f"{where}: field 'metaData': expected an object of strings")
-        tags_raw = d.get("tags")
-        tags: list[JobTag] | None = None
-        if tags_raw:
-            if type(tags_raw) is not list:
+        for r in resources:
+            if type(r) is not dict or not r.keys() <= _RESOURCE_KEYS:
+                resources = [_clean_resource(x) for x in resources]
+                break
+        tags = d.get("tags")
+        if tags:
+            if type(tags) is not list:
                 raise JobCheckError(f"{where}: field 'tags': expected a list")
-            tags = [self._tag(t, where, i) for i, t in enumerate(tags_raw)]
-        return Job.model_construct(
+            tags = [_clean_tag(t) for t in tags]
+        obj = {k: d[k] for k in _COPIED if k in d}
+        obj.update(
             cluster=cluster,
-            sub_cluster=sub_cluster,
-            partition=_str(d, "partition", where),
-            project=_str(d, "project", where),
+            subCluster=sub_cluster,
             user=user,
             shared=shared,
-            job_state=state,
-            tags=tags,
+            jobState=state,
+            tags=tags or None,
             resources=resources,
-            energy_footprint=energy_fp,
+            energyFootprint=energy_fp,
             footprint=footprint,
-            meta_data=meta_data,
-            concurrent_jobs=None,
             energy=round2(total),
-            array_job_id=_int(d, "arrayJobId", where),
-            walltime=_int(d, "walltime", where),
-            requested_memory=_int(d, "requestedMemory", where),
-            job_id=_int(d, "jobId", where, -1),
+            monitoringStatus=_ARCHIVED,
+            numNodes=num_nodes,
+            numHwthreads=num_hw,
+            numAcc=num_acc,
             duration=duration,
-            smt=_int(d, "smt", where),
-            monitoring_status=_ARCHIVED,
-            num_acc=num_acc,
-            num_hwthreads=num_hw,
-            num_nodes=num_nodes,
-            statistics=stats,
-            id=None,
-            submit_time=_int(d, "submitTime", where),
-            start_time=_int(d, "startTime", where, -1),
         )
+        try:
+            return Job.model_validate(obj)
+        except ValidationError as e:
+            raise JobCheckError(f"{where}: {_describe(e)}") from None
 
     @staticmethod
     def _avg(stats: dict[str, Any] | None, metric: str, where: str) -> float:
@@ -236,41 +232,55 @@ class JobConverter:
             return float(v)
         raise JobCheckError(f"{where}: field 'statistics.{metric}.avg': expected a number, got {v!r}")
 
-    @staticmethod
-    def _resource(r: Any, where: str, i: int) -> _Resource:
-        if type(r) is not dict or type(r.get("hostname")) is not str:
-            raise JobCheckError(f"{where}: field 'resources[{i}].hostname': required, a string")
-        hw = r.get("hwthreads")
-        acc = r.get("accelerators")
-        conf = r.get("configuration")
-        if hw is not None and type(hw) is not list:
-            raise JobCheckError(f"{where}: field 'resources[{i}].hwthreads': expected a list of integers")
-        if acc is not None and type(acc) is not list:
-            raise JobCheckError(f"{where}: field 'resources[{i}].accelerators': expected a list of strings")
-        if conf is not None and type(conf) is not str:
-            raise JobCheckError(f"{where}: field 'resources[{i}].configuration': expected a string")
-        return _Resource.model_construct(
-            hostname=r["hostname"], hwthreads=hw or None, accelerators=acc or None, configuration=conf or None
-        )
 
-    @staticmethod
-    def _tag(t: Any, where: str, i: int) -> JobTag:
-        if type(t) is not dict or type(t.get("type")) is not str or type(t.get("name")) is not str:
-            raise JobCheckError(f"{where}: field 'tags[{i}]': needs string 'type' and 'name'")
-        scope = t.get("scope")
-        return JobTag.model_construct(
-            id=0, type=t["type"], name=t["name"], scope=scope if isinstance(scope, str) and scope else "global"
-        )
+_RESOURCE_KEYS = frozenset(("hostname", "hwthreads", "accelerators", "configuration"))
+_COPIED = (
+    "partition",
+    "project",
+    "metaData",
+    "arrayJobId",
+    "walltime",
+    "requestedMemory",
+    "jobId",
+    "smt",
+    "statistics",
+    "submitTime",
+    "startTime",
+)
+"""meta.json keys passed on unchanged (validated by the Job model); all others are set explicitly."""
+
+
+def _clean_resource(r: Any) -> Any:
+    """Drop keys a Resource does not have (legacy archives); non-objects are left for validation."""
+    return {k: v for k, v in r.items() if k in _RESOURCE_KEYS} if isinstance(r, dict) else r
+
+
+def _clean_tag(t: Any) -> Any:
+    if not isinstance(t, dict):
+        return t
+    scope = t.get("scope")
+    return {"type": t.get("type"), "name": t.get("name"), "scope": scope if isinstance(scope, str) and scope else "global"}
+
+
+def _describe(e: ValidationError) -> str:
+    """The first validation problem as `field 'a.b[0].c': message`, with meta.json key names."""
+    err = e.errors(include_url=False)[0]
+    path = ""
+    for el in err["loc"]:
+        path += f"[{el}]" if isinstance(el, int) else (f".{el}" if path else str(el))
+    msg = err["msg"]
+    if err["type"] != "missing" and "input" in err:
+        msg += f" (got {err['input']!r:.60})"
+    return f"field '{path}': {msg}"
 
 
 # ------------------------------------------------------------------------------------- progress
 
 
 class _Progress:
-    """A bar on a terminal, else one log line every few seconds."""
+    """A bar on a terminal, else one log line every few seconds; `frac` is the share of work done."""
 
-    def __init__(self, total: int, enabled: bool, stream: TextIO | None = None, interval: float = 5.0) -> None:
-        self.total = total
+    def __init__(self, enabled: bool, stream: TextIO | None = None, interval: float = 5.0) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled
         self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
@@ -278,21 +288,20 @@ class _Progress:
         self.t0 = time.monotonic()
         self.last = self.t0
 
-    def update(self, done: int) -> None:
+    def update(self, done: int, frac: float) -> None:
         if not self.enabled:
             return
         now = time.monotonic()
         if self.tty:
-            if now - self.last < 0.1 and done < self.total:
+            if now - self.last < 0.1 and frac < 1.0:
                 return
             width = 40
-            frac = done / self.total if self.total else 1.0
             bar = "#" * int(frac * width)
-            self.stream.write(f"\r[{bar:<{width}}] {done}/{self.total} jobs inserted ({frac:5.1%})")
+            self.stream.write(f"\r[{bar:<{width}}] {frac:6.1%}  {done} jobs processed")
             self.stream.flush()
         elif now - self.last >= self.interval:
             rate = done / (now - self.t0) if now > self.t0 else 0.0
-            log.info("init-db: %d of %d jobs processed (%.0f jobs/s)", done, self.total, rate)
+            log.info("init-db: %d jobs processed, %.0f%% of the archive (%.0f jobs/s)", done, frac * 100, rate)
         else:
             return
         self.last = now
@@ -306,33 +315,99 @@ class _Progress:
 # -------------------------------------------------------------------------------------- init-db
 
 
-def _load_chunk(
-    archive: Any, keys: Sequence[Any], convert: Callable[[dict[str, Any], str], Job]
-) -> tuple[list[Job], list[str]]:
-    """Read and convert the meta.json of `keys` (runs in a worker thread)."""
+def _check_location(job: Job, cluster: str, job_id: int, start_time: int, where: str) -> None:
+    if job.start_time != start_time or job.job_id != job_id or job.cluster != cluster:
+        raise JobCheckError(
+            f"{where}: jobId/cluster/startTime in meta.json ({job.job_id}/{job.cluster}/{job.start_time}) "
+            "do not match the archive location"
+        )
+
+
+Batch = tuple[list[Job], list[str]]
+
+
+def _load_keys(archive: Any, keys: Sequence[Any], convert: Callable[[dict[str, Any], str], Job]) -> Batch:
+    """Read and convert the meta.json of `keys` through the archive interface (a worker thread)."""
     jobs: list[Job] = []
     errors: list[str] = []
     load = archive.load_meta_dict
-    for key in keys:
-        cluster, job_id, start_time = key
+    for cluster, job_id, start_time in keys:
         where = f"{cluster}/{job_id // 1000}/{job_id % 1000:03d}/{start_time}/meta.json"
         try:
-            d = load(cluster, job_id, start_time)
-            job = convert(d, where)
+            job = convert(load(cluster, job_id, start_time), where)
+            _check_location(job, cluster, job_id, start_time, where)
         except JobCheckError as e:
             errors.append(str(e))
             continue
         except Exception as e:  # noqa: BLE001 - ArchiveError and decoding problems: skip the job
             errors.append(str(e) or f"{where}: {type(e).__name__}")
             continue
-        if job.start_time != start_time or job.job_id != job_id or job.cluster != cluster:
-            errors.append(
-                f"{where}: jobId/cluster/startTime in meta.json ({job.job_id}/{job.cluster}/{job.start_time}) "
-                "do not match the archive location"
-            )
-            continue
         jobs.append(job)
     return jobs, errors
+
+
+def _numeric_dirs(path: str) -> list[tuple[int, str]]:
+    """(number, path) of the numeric sub-directories of `path`, sorted; others are ignored."""
+    out = []
+    with os.scandir(path) as it:
+        for e in it:
+            if e.name.isdigit() and e.is_dir(follow_symlinks=False):
+                out.append((int(e.name), e.path))
+    out.sort()
+    return out
+
+
+def _load_l1(cluster: str, l1: int, l1_path: str, convert: Callable[[dict[str, Any], str], Job]) -> Batch:
+    """Every job below one `<cluster>/<jobId // 1000>` directory of a file archive (a worker thread)."""
+    jobs: list[Job] = []
+    errors: list[str] = []
+    try:
+        l2_dirs = _numeric_dirs(l1_path)
+    except OSError as e:
+        return jobs, [f"{l1_path}: cannot list directory: {e.strerror or e}"]
+    for l2, l2_path in l2_dirs:
+        job_id = l1 * 1000 + l2
+        try:
+            starts = _numeric_dirs(l2_path)
+        except OSError as e:
+            errors.append(f"{l2_path}: cannot list directory: {e.strerror or e}")
+            continue
+        for start_time, d in starts:
+            where = f"{d}/meta.json"
+            try:
+                with open(where, "rb") as f:
+                    raw = f.read()
+            except FileNotFoundError:
+                errors.append(f"{where}: job not found (no meta.json)")
+                continue
+            except OSError as e:
+                errors.append(f"{where}: cannot read: {e.strerror or e}")
+                continue
+            try:
+                job = convert(orjson.loads(raw), where)
+                _check_location(job, cluster, job_id, start_time, where)
+            except orjson.JSONDecodeError as e:
+                errors.append(f"{where}: corrupt meta.json: invalid JSON: {e}")
+                continue
+            except JobCheckError as e:
+                errors.append(str(e))
+                continue
+            jobs.append(job)
+    return jobs, errors
+
+
+def _tasks(archive: Any, batch_size: int) -> list[tuple[Callable[..., Batch], tuple[Any, ...]]]:
+    """Units of work in archive order: one per L1 directory of a file archive, else chunks of keys."""
+    from .archive.fs import FsArchive
+
+    if isinstance(archive, FsArchive):
+        out: list[tuple[Callable[..., Batch], tuple[Any, ...]]] = []
+        for cluster in archive.clusters():
+            for l1, l1_path in _numeric_dirs(os.path.join(archive.root, cluster)):
+                out.append((_load_l1, (cluster, l1, l1_path)))
+        return out
+    keys = archive.job_keys()
+    return [(_load_keys, (archive, keys[i : i + batch_size])) for i in range(0, len(keys), batch_size)]
 
 
 async def init_db(
@@ -353,42 +428,47 @@ async def init_db(
     t0 = time.perf_counter()
     await repo.delete_all_jobs()
     log.info("Building job table...")
-    keys = await asyncio.to_thread(archive.job_keys)
-    total = len(keys)
+    tasks = await asyncio.to_thread(_tasks, archive, batch_size)
     conv = JobConverter(registry)
-    bar = _Progress(total, progress, stream)
+    bar = _Progress(progress, stream)
+    ntasks = len(tasks)
+    finished = 0
     imported = skipped = done = 0
     loop = asyncio.get_running_loop()
-    pending: deque[asyncio.Future[tuple[list[Job], list[str]]]] = deque()
+    pending: deque[asyncio.Future[Batch]] = deque()
+
+    async def insert(jobs: list[Job]) -> None:
+        nonlocal imported, skipped
+        ids = await repo.insert_jobs(jobs)
+        for job, id_ in zip(jobs, ids, strict=True):
+            if id_ is None:
+                skipped += 1
+                log.error(
+                    "init-db: skipping job %d on %s started at %d: already in the database (duplicate)",
+                    job.job_id,
+                    job.cluster,
+                    job.start_time,
+                )
+            else:
+                imported += 1
 
     async def drain_one() -> None:
-        nonlocal imported, skipped, done
+        nonlocal skipped, done, finished
         jobs, errors = await pending.popleft()
         for msg in errors:
             log.error("init-db: skipping job: %s", msg)
         skipped += len(errors)
         done += len(errors)
-        if jobs:
-            ids = await repo.insert_jobs(jobs)
-            for job, id_ in zip(jobs, ids, strict=True):
-                if id_ is None:
-                    skipped += 1
-                    log.error(
-                        "init-db: skipping job %d on %s started at %d: already in the database (duplicate)",
-                        job.job_id,
-                        job.cluster,
-                        job.start_time,
-                    )
-                else:
-                    imported += 1
-            done += len(jobs)
-        bar.update(done)
+        for i in range(0, len(jobs), batch_size):
+            await insert(jobs[i : i + batch_size])
+        done += len(jobs)
+        finished += 1
+        bar.update(done, finished / ntasks)
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="init-db") as pool:
         try:
-            for i in range(0, total, batch_size):
-                chunk = keys[i : i + batch_size]
-                pending.append(loop.run_in_executor(pool, _load_chunk, archive, chunk, conv.convert))
+            for fn, args in tasks:
+                pending.append(loop.run_in_executor(pool, fn, *args, conv.convert))
                 if len(pending) > workers:
                     await drain_one()
             while pending:

@@ -1,0 +1,309 @@
+"""The importer: `init_db` over whole archives and `import_jobs` for file pairs, on both engines.
+
+Archives are built in tmp_path from a cluster.json written here (footprint and energy metrics on two
+subclusters) and from upstream's fritz cluster.json and importer fixtures; the expected footprint
+and energy values are computed by hand from the statistics in the meta.json files.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import pytest_asyncio
+
+from ccbackend.archive import ArchiveConfig, open_archive
+from ccbackend.clusters import ClusterRegistry
+from ccbackend.importer import ImportError_, JobCheckError, JobConverter, import_jobs, init_db, round2
+from ccbackend.model import Job
+from ccbackend.repository import JobFilter, open_repository
+from tests.conftest import upstream_fixture
+
+CLUSTER = {
+    "name": "imp",
+    "metricConfig": [
+        {"name": "cpu_load", "unit": {"base": ""}, "scope": "node", "aggregation": "avg", "timestep": 60,
+         "peak": 72, "normal": 72, "caution": 36, "alert": 10, "footprint": "avg"},
+        {"name": "mem_used", "unit": {"base": "B", "prefix": "G"}, "scope": "node", "aggregation": "sum",
+         "timestep": 60, "peak": 256, "normal": 128, "caution": 200, "alert": 240, "footprint": "max"},
+        {"name": "cpu_power", "unit": {"base": "W"}, "scope": "socket", "aggregation": "sum", "timestep": 60,
+         "peak": 500, "normal": 250, "caution": 100, "alert": 50, "energy": "power"},
+        {"name": "acc_energy", "unit": {"base": "J"}, "scope": "node", "aggregation": "sum", "timestep": 60,
+         "peak": 1, "normal": 1, "caution": 1, "alert": 1, "energy": "energy"},
+    ],
+    "subClusters": [
+        {"name": "small", "nodes": "n[01-08]", "processorType": "x", "socketsPerNode": 1, "coresPerSocket": 2,
+         "threadsPerCore": 1, "flopRateScalar": {"unit": {"base": "F/s", "prefix": "G"}, "value": 1},
+         "flopRateSimd": {"unit": {"base": "F/s", "prefix": "G"}, "value": 1},
+         "memoryBandwidth": {"unit": {"base": "B/s", "prefix": "G"}, "value": 1},
+         "topology": {"node": [0, 1], "socket": [[0, 1]], "memoryDomain": [[0, 1]], "core": [[0], [1]]}},
+        {"name": "big", "nodes": "g01", "processorType": "x", "socketsPerNode": 1, "coresPerSocket": 2,
+         "threadsPerCore": 1, "flopRateScalar": {"unit": {"base": "F/s", "prefix": "G"}, "value": 1},
+         "flopRateSimd": {"unit": {"base": "F/s", "prefix": "G"}, "value": 1},
+         "memoryBandwidth": {"unit": {"base": "B/s", "prefix": "G"}, "value": 1},
+         "topology": {"node": [0, 1], "socket": [[0, 1]], "memoryDomain": [[0, 1]], "core": [[0], [1]]}},
+    ],
+}  # fmt: skip
+
+
+def meta(job_id: int, start: int, **kw: Any) -> dict[str, Any]:
+    m: dict[str, Any] = {
+        "jobId": job_id, "user": "alice", "project": "p1", "cluster": "imp", "subCluster": "small",
+        "partition": "batch", "numNodes": 2, "shared": "none", "jobState": "completed", "duration": 7200,
+        "walltime": 86400, "startTime": start, "resources": [{"hostname": "n01"}, {"hostname": "n02"}],
+        "metaData": {"jobName": "sim"},
+        "statistics": {"cpu_load": {"unit": {"base": ""}, "avg": 1.5, "min": 1, "max": 2},
+                       "mem_used": {"unit": {"base": "B", "prefix": "G"}, "avg": 10.25, "min": 2, "max": 20},
+                       "cpu_power": {"unit": {"base": "W"}, "avg": 201.25, "min": 100, "max": 300}},
+        "stopTime": start + 7200,  # legacy key: ignored by -init-db
+    }  # fmt: skip
+    m.update(kw)
+    return {k: v for k, v in m.items() if v is not ...}
+
+
+def write_job(root: Path, m: dict[str, Any], *, start_dir: int | None = None) -> None:
+    start = m["startTime"] if start_dir is None else start_dir
+    d = root / m["cluster"] / str(m["jobId"] // 1000) / f"{m['jobId'] % 1000:03d}" / str(start)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "meta.json").write_bytes(orjson.dumps(m))
+    (d / "data.json").write_bytes(b"{}")
+
+
+def new_archive(root: Path, cluster: dict[str, Any] | Path = CLUSTER) -> Any:
+    (root / "version.txt").parent.mkdir(parents=True, exist_ok=True)
+    (root / "version.txt").write_text("3\n")
+    name = cluster["name"] if isinstance(cluster, dict) else orjson.loads(cluster.read_bytes())["name"]
+    (root / name).mkdir()
+    if isinstance(cluster, dict):
+        (root / name / "cluster.json").write_bytes(orjson.dumps(cluster))
+    else:
+        shutil.copy(cluster, root / name / "cluster.json")
+    return open_archive(ArchiveConfig.model_validate({"kind": "file", "path": str(root)}))
+
+
+@pytest_asyncio.fixture(params=["sqlite", "postgres"])
+async def repo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    if request.param == "sqlite":
+        r = await open_repository("sqlite3", str(tmp_path / "job.db"))
+    else:
+        dsn = request.getfixturevalue("postgres_dsn")
+        from ccbackend.repository import migrate_db
+
+        await migrate_db("postgres", dsn)
+        r = await open_repository("postgres", dsn)
+        await r.delete_all_jobs()
+    try:
+        yield r
+    finally:
+        await r.delete_all_jobs()
+        await r.close()
+
+
+async def all_jobs(repo: Any) -> list[Job]:
+    jobs = await repo.list_jobs(JobFilter(), with_meta_data=True)
+    return sorted(jobs, key=lambda j: (j.cluster, j.job_id, j.start_time))
+
+
+# --------------------------------------------------------------------------------------- init-db
+
+
+@pytest.mark.asyncio
+async def test_init_db_imports_good_jobs_and_skips_bad_ones(
+    repo: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "archive"
+    archive = new_archive(root)
+    write_job(root, meta(100, 1700000000, tags=[{"type": "app", "name": "vasp", "scope": "alice"}]))
+    write_job(root, meta(100, 1700090000, jobState="failed", tags=[{"type": "app", "name": "vasp"}]))
+    write_job(root, meta(2001, 1700000500, subCluster="big", numNodes=1, resources=[{"hostname": "g01"}],
+                         statistics=...))  # fmt: skip
+    write_job(root, meta(3000, 1700000000, shared=..., exclusive=2))  # archive v2 spelling
+    # bad ones: each is skipped with a message naming the file
+    write_job(root, meta(4001, 1700000000, subCluster=""))
+    write_job(root, meta(4002, 1700000000, jobState="stopped"))
+    write_job(root, meta(4003, 1700000000, numNodes=3))
+    write_job(root, meta(4004, 1700000000, user=""))
+    write_job(root, meta(4005, 1700000000, subCluster="nope"))
+    write_job(root, meta(4006, 1600000000), start_dir=1700000000)  # meta.json in the wrong directory
+    write_job(root, meta(4007, 1700000000, duration="long"))
+    (root / "imp" / "4" / "008" / "1700000000").mkdir(parents=True)  # no meta.json
+    (root / "imp" / "4" / "009" / "1700000000").mkdir(parents=True)
+    (root / "imp" / "4" / "009" / "1700000000" / "meta.json").write_text("{broken")
+    registry = ClusterRegistry.from_archive(archive)
+    # rows that -init-db must delete first
+    await repo.insert_jobs([JobConverter(registry).convert(meta(9999, 1600000000), "old")])
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ccbackend.importer"):
+        imported, skipped, secs = await init_db(repo, archive, registry, progress=False, batch_size=2)
+    assert (imported, skipped) == (4, 9) and secs > 0
+    msgs = [r.getMessage() for r in caplog.records if "energy type 'energy'" not in r.getMessage()]
+    assert msgs[0] == "Building job table..."
+    assert msgs[-1].startswith("A total of 4 jobs have been registered in ") and msgs[-1].endswith(" seconds.")
+    assert "Error in import of 9 jobs!" in msgs
+    errors = "\n".join(m for m in msgs if m.startswith("init-db: skipping job"))
+    for needle in ("4/001/1700000000/meta.json: cannot get subcluster", "4/005/1700000000/meta.json: cannot", "not a valid job state: 'stopped'",
+                   "len(resources) does not equal numNodes (2 vs 3)", "'resources' and 'user' should not be empty",
+                   "cannot get subcluster", "do not match the archive location", "field 'duration'",
+                   "4/008/1700000000/meta.json: job not found", "4/009/1700000000/meta.json: corrupt meta.json"):
+        assert needle in errors, needle  # fmt: skip
+
+    jobs = await all_jobs(repo)
+    assert [(j.job_id, j.start_time) for j in jobs] == [(100, 1700000000), (100, 1700090000), (2001, 1700000500),
+                                                        (3000, 1700000000)]  # fmt: skip
+    j = jobs[0]
+    assert j.monitoring_status == 3 and j.sub_cluster == "small" and j.meta_data == {"jobName": "sim"}
+    # import-mode footprint: always `<metric>_avg` with the average (upstream quirk, spec §3.5)
+    assert j.footprint == {"cpu_load_avg": 1.5, "mem_used_avg": 10.25}
+    # power metric: round2(201.25 W x 2 nodes x 2 h / 1000) = 0.81 kWh; `energy` metrics give 0
+    assert j.energy_footprint == {"cpu_power": 0.81, "acc_energy": 0.0} and j.energy == 0.81
+    assert [r.hostname for r in j.resources] == ["n01", "n02"]
+    big = jobs[2]
+    assert big.footprint == {"cpu_load_avg": 0.0, "mem_used_avg": 0.0} and big.energy == 0.0
+    assert jobs[3].shared == "single_user"
+    # tags recreated once, with scope global (the archived scope is ignored)
+    tags = await repo.job_tags([jobs[0].id, jobs[1].id])
+    assert {(t.type, t.name, t.scope) for ts in tags.values() for t in ts} == {("app", "vasp", "global")}
+    assert len(await repo.list_tags()) == 1
+
+
+@pytest.mark.asyncio
+async def test_init_db_on_upstream_archive(repo: Any, tmp_path: Path) -> None:
+    src = upstream_fixture("cc-backend/pkg/archive/testdata/archive")
+    shutil.copytree(src, tmp_path / "archive")
+    archive = open_archive(ArchiveConfig.model_validate({"kind": "file", "path": str(tmp_path / "archive")}))
+    registry = ClusterRegistry.from_archive(archive)
+    imported, skipped, _ = await init_db(repo, archive, registry, progress=False)
+    assert (imported, skipped) == (2, 0)
+    jobs = await all_jobs(repo)
+    assert [(j.job_id, j.start_time, j.sub_cluster, j.num_nodes, j.user) for j in jobs] == [
+        (1403244, 1608923076, "haswell", 32, "emmyUser6"),
+        (1404397, 1609300556, "haswell", 32, "emmyUser6"),
+    ]
+    assert all(j.monitoring_status == 3 and j.job_state == "completed" for j in jobs)
+
+
+@pytest.mark.asyncio
+async def test_fritz_footprint_and_energy_from_upstream_cluster(repo: Any, tmp_path: Path) -> None:
+    """fritz (upstream archive) has footprint metrics cpu_load, mem_used, flops_any, mem_bw and energy
+    metrics cpu_power, mem_power; the importer's fritzMinimal job gets them computed from statistics."""
+    root = tmp_path / "archive"
+    archive = new_archive(root, upstream_fixture("cc-backend/pkg/archive/testdata/archive/fritz/cluster.json"))
+    m = orjson.loads(upstream_fixture("cc-backend/internal/importer/testdata/meta-fritzMinimal.input").read_bytes())
+    write_job(root, m)
+    registry = ClusterRegistry.from_archive(archive)
+    assert (await init_db(repo, archive, registry, progress=False))[:2] == (1, 0)
+    (j,) = await all_jobs(repo)
+    s = m["statistics"]
+    assert j.footprint == {f"{k}_avg": s[k]["avg"] for k in ("cpu_load", "mem_used", "flops_any", "mem_bw")}
+    cpu = round2(s["cpu_power"]["avg"] * 1 * 177 / 3600 / 1000)
+    mem = round2(s["mem_power"]["avg"] * 1 * 177 / 3600 / 1000)
+    assert (cpu, mem) == (0.01, 0.0)
+    assert j.energy_footprint == {"cpu_power": cpu, "mem_power": mem} and j.energy == round2(cpu + mem)
+
+
+@pytest.mark.asyncio
+async def test_progress_lines_and_bar(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root = tmp_path / "archive"
+    archive = new_archive(root)
+    for i in range(5):
+        write_job(root, meta(1000 * i + 1, 1700000000))
+    registry = ClusterRegistry.from_archive(archive)
+    repo = await open_repository("sqlite3", str(tmp_path / "p.db"))
+    try:
+
+        class Tty(io.StringIO):
+            def isatty(self) -> bool:
+                return True
+
+        tty = Tty()
+        await init_db(repo, archive, registry, progress=True, stream=tty)
+        assert "\r[" in tty.getvalue() and "100.0%  5 jobs processed" in tty.getvalue()
+        plain = io.StringIO()
+        with caplog.at_level(logging.INFO, logger="ccbackend.importer"):
+            await init_db(repo, archive, registry, progress=True, stream=plain)
+        assert plain.getvalue() == ""  # not a terminal: no bar; log lines every few seconds instead
+        assert (await repo.count_jobs(JobFilter())) == 5
+    finally:
+        await repo.close()
+
+
+def test_round2_rounds_halves_away_from_zero() -> None:
+    assert (round2(0.125), round2(2.675000001), round2(-0.125), round2(0.0049)) == (0.13, 2.68, -0.13, 0.0)
+
+
+def test_converter_rejects_without_archive() -> None:
+    registry = ClusterRegistry([])
+    with pytest.raises(JobCheckError, match="no such cluster: 'imp'"):
+        JobConverter(registry).convert(meta(1, 1), "x/meta.json")
+
+
+# ------------------------------------------------------------------------------------ import-job
+
+
+def fritz_setup(tmp_path: Path) -> tuple[Any, ClusterRegistry, Path]:
+    td = upstream_fixture("cc-backend/internal/importer/testdata")
+    archive = new_archive(tmp_path / "archive", td / "cluster-fritz.json")
+    return archive, ClusterRegistry.from_archive(archive), td
+
+
+@pytest.mark.asyncio
+async def test_import_jobs_golden_and_tags_keep_scope(repo: Any, tmp_path: Path) -> None:
+    archive, registry, td = fritz_setup(tmp_path)
+    m = orjson.loads((td / "meta-fritzError.input").read_bytes())
+    m["tags"] = [{"type": "app", "name": "ams", "scope": "k106eb10"}, {"type": "class", "name": "lowload"}]
+    tagged = tmp_path / "meta-tagged.json"
+    tagged.write_bytes(orjson.dumps(m))
+    flag = f"{td}/meta-fritzMinimal.input:{td}/data-fritzMinimal.json,{tagged}:{td}/data-fritzError.json"
+    ids = await import_jobs(repo, archive, registry, flag)
+    assert len(ids) == 2
+    for name, id_ in zip(("fritzMinimal", "fritzError"), ids, strict=True):
+        golden = orjson.loads((td / f"{name}-golden.json").read_bytes())
+        job = await repo.find_job(golden["jobId"], golden["cluster"], golden["startTime"])
+        assert job is not None and job.id == id_ and job.duration == golden["duration"]
+        assert job.monitoring_status == 3
+        assert archive.exists("fritz", golden["jobId"], golden["startTime"])
+    tags = (await repo.job_tags([ids[1]]))[ids[1]]
+    assert sorted((t.type, t.name, t.scope) for t in tags) == [("app", "ams", "k106eb10"), ("class", "lowload", "global")]
+    archived = archive.load_meta_dict("fritz", 398955, 1675956725)
+    assert archived["monitoringStatus"] == 3 and archived["footprint"]["cpu_load_avg"] == 52.72
+    assert archived["metaData"]["jobName"] and {t["name"] for t in archived["tags"]} == {"ams", "lowload"}
+    data = archive.load_data("fritz", 398955, 1675956725)
+    assert "cpu_load" in data.metrics()
+
+
+@pytest.mark.asyncio
+async def test_import_jobs_errors(repo: Any, tmp_path: Path) -> None:
+    archive, registry, td = fritz_setup(tmp_path)
+    good_data = f"{td}/data-fritzMinimal.json"
+
+    def variant(name: str, **kw: Any) -> str:
+        m = orjson.loads((td / "meta-fritzMinimal.input").read_bytes())
+        m.update(kw)
+        p = tmp_path / f"{name}.json"
+        p.write_bytes(orjson.dumps({k: v for k, v in m.items() if v is not ...}))
+        return str(p)
+
+    cases = [
+        ("nonsense", "invalid import flag format"),
+        (f"{tmp_path}/missing.json:{good_data}", "missing.json: cannot read job metadata"),
+        (f"{variant('legacy', exclusive=1)}:{good_data}", 'json: unknown field "exclusive"'),
+        (f"{variant('nosub', subCluster='')}:{good_data}", "cannot get subcluster"),
+        (f"{variant('badstate', jobState='stopped')}:{good_data}", "not a valid job state"),
+        (f"{variant('nodes', numNodes=2)}:{good_data}", "len(resources) does not equal numNodes"),
+    ]
+    bad_data = tmp_path / "data-extra.json"
+    d = orjson.loads((td / "data-fritzMinimal.json").read_bytes())
+    d["cpu_load"]["node"]["bogus"] = 1
+    bad_data.write_bytes(orjson.dumps(d))
+    cases.append((f"{td}/meta-fritzMinimal.input:{bad_data}", 'unknown field "bogus"'))
+    for flag, msg in cases:
+        with pytest.raises(ImportError_, match=msg.replace("(", r"\(").replace(")", r"\)")):
+            await import_jobs(repo, archive, registry, flag)
+    assert await repo.count_jobs(JobFilter()) == 0
+    assert not archive.exists("fritz", 398764, 1675954353)
