@@ -581,3 +581,57 @@ async def test_unknown_driver_and_bad_options(tmp_path: Path) -> None:
         await open_repository("sqlite3", str(tmp_path / "a.db"), options={"busy-timeout-ms": "soon"})
     with pytest.raises(RepositoryError, match="does not exist"):
         await open_repository("sqlite3", str(tmp_path / "missing" / "a.db"))
+
+
+async def test_bulk_import_rebuilds_indexes(repo: Repository) -> None:
+    before = await _job_indexes(repo)
+    assert len(before) >= 15
+    async with repo.bulk_import():  # type: ignore[attr-defined]
+        assert await _job_indexes(repo) == set()
+        ids = await repo.insert_jobs(load_jobs())
+    assert await _job_indexes(repo) == before
+    assert None not in ids and await repo.count_jobs(JobFilter(cluster=["alex"])) == 3
+    with pytest.raises(RuntimeError):
+        async with repo.bulk_import():  # type: ignore[attr-defined]
+            raise RuntimeError("import failed")
+    assert await _job_indexes(repo) == before  # rebuilt even when the import failed
+
+
+async def _job_indexes(repo: Repository) -> set[str]:
+    """Names of the job indexes that do not back a constraint."""
+    if repo.engine == "sqlite":
+        path = repo.path  # type: ignore[attr-defined]
+        conn = sqlite3.connect(path)
+        try:
+            rows = conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'job' AND sql IS NOT NULL"
+            ).fetchall()
+        finally:
+            conn.close()
+        return {r[0] for r in rows}
+    rows = await repo._pool.fetch(  # type: ignore[attr-defined]
+        "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'job' "
+        "AND indexname LIKE 'jobs\\_%'"
+    )
+    return {r[0] for r in rows}
+
+
+async def test_missing_indexes_recreated_on_open(repo: Repository) -> None:
+    before = await _job_indexes(repo)
+    if repo.engine == "sqlite":
+        path = repo.path  # type: ignore[attr-defined]
+        await repo.close()
+        conn = sqlite3.connect(path)
+        conn.execute("DROP INDEX jobs_running_user_stats")
+        conn.execute("DROP INDEX jobs_starttime")
+        conn.commit()
+        conn.close()
+        again = await open_repository("sqlite3", path)
+    else:
+        await repo._pool.execute("DROP INDEX jobs_running_user_stats")  # type: ignore[attr-defined]
+        await repo._pool.execute("DROP INDEX jobs_starttime")  # type: ignore[attr-defined]
+        again = await open_repository("postgres", repo.dsn)  # type: ignore[attr-defined]
+    try:
+        assert await _job_indexes(again) == before
+    finally:
+        await again.close()

@@ -455,3 +455,26 @@ def check_version(version: tuple[int, bool] | None, where: str) -> None:
             f"database {where}: schema version {v} is newer than the supported version {SCHEMA_VERSION}; "
             "use a newer cc-backend or run -revert-db with the version that created it"
         )
+
+
+_INDEX_STMT = re.compile(
+    r"^\s*(CREATE\s+INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?|DROP\s+INDEX\s+(?:IF\s+EXISTS\s+)?)(\w+)(.*)$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def job_index_statements(scripts: list[str]) -> dict[str, str]:
+    """Index name -> `CREATE INDEX IF NOT EXISTS` statement for the job indexes the scripts leave behind."""
+    out: dict[str, str] = {}
+    for script in scripts:
+        text = "\n".join(ln for ln in script.splitlines() if not ln.lstrip().startswith("--"))
+        for stmt in text.split(";"):
+            m = _INDEX_STMT.match(stmt)
+            if not m:
+                continue
+            head, name, rest = m.groups()
+            if head.upper().startswith("DROP"):
+                out.pop(name, None)
+            elif re.match(r"\s+ON\s+job\s*\(", rest, re.IGNORECASE):
+                out[name] = f"CREATE INDEX IF NOT EXISTS {name} {' '.join(rest.split())}"
+    return out

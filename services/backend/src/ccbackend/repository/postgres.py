@@ -3,14 +3,15 @@
 Table and column names are upstream's; `schema_migrations(version bigint, dirty boolean)` tracks the
 version like golang-migrate does.  The schema lives in the first schema of the connection's
 search_path (a DSN may carry `?search_path=name`), which the migration creates when missing.
-Bulk inserts (`-init-db`) go through COPY into a temporary table.
+Bulk inserts (`-init-db`) send each column as one array parameter (one statement per batch).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -160,6 +161,30 @@ async def postgres_force(dsn: str) -> None:
     await _locked(dsn, run)
 
 
+def _v11_job_indexes() -> dict[str, str]:
+    return q.job_index_statements([_sql_file(_STEPS_UP[v]) for v in sorted(_STEPS_UP)])
+
+
+async def _job_index_defs(conn: asyncpg.Connection) -> dict[str, str]:
+    """Name -> definition of the job indexes that do not back a constraint."""
+    rows = await conn.fetch(
+        "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.schemaname = current_schema() "
+        "AND i.tablename = 'job' AND NOT EXISTS (SELECT 1 FROM pg_constraint c "
+        "WHERE c.conname = i.indexname AND c.connamespace = current_schema()::regnamespace)"
+    )
+    return {r[0]: r[1] for r in rows}
+
+
+async def _ensure_job_indexes(conn: asyncpg.Connection) -> None:
+    """Create missing version-11 job indexes (e.g. after an interrupted bulk import)."""
+    have = await _job_index_defs(conn)
+    missing = {n: s for n, s in _v11_job_indexes().items() if n not in have}
+    if missing:
+        log.info("creating %d missing job indexes: %s", len(missing), ", ".join(sorted(missing)))
+        for stmt in missing.values():
+            await conn.execute(stmt)
+
+
 async def _open_check(conn: asyncpg.Connection, where: str) -> None:
     version = await _schema_version(conn)
     if version is None:
@@ -167,6 +192,7 @@ async def _open_check(conn: asyncpg.Connection, where: str) -> None:
         log.info("created PostgreSQL schema at version %d", SCHEMA_VERSION)
         return
     q.check_version(version, where)
+    await _ensure_job_indexes(conn)
     cols = ", ".join(q.INSERT_COLUMNS)
     async with conn.transaction():
         moved = await conn.execute(
@@ -190,6 +216,31 @@ def _count(status: str) -> int:
 _INSERT_JOB = (
     f"INSERT INTO job ({', '.join(q.INSERT_COLUMNS)}) "
     f"VALUES ({', '.join(f'${i + 1}' for i in range(len(q.INSERT_COLUMNS)))})"
+)
+
+# One statement for a whole batch: column arrays unnested in order, duplicates of the unique key skipped.
+_ARRAY_TYPES = {
+    "job_id": "bigint",
+    "submit_time": "bigint",
+    "start_time": "bigint",
+    "array_job_id": "bigint",
+    "duration": "integer",
+    "walltime": "integer",
+    "num_nodes": "integer",
+    "num_hwthreads": "integer",
+    "num_acc": "integer",
+    "smt": "integer",
+    "monitoring_status": "smallint",
+    "energy": "double precision",
+}
+_JSONB = {"meta_data", "resources", "energy_footprint", "footprint"}
+_BULK_INSERT = (
+    f"INSERT INTO job ({', '.join(q.INSERT_COLUMNS)}) SELECT "
+    + ", ".join(f"u.{c}::jsonb" if c in _JSONB else f"u.{c}" for c in q.INSERT_COLUMNS)
+    + " FROM unnest("
+    + ", ".join(f"${i + 1}::{_ARRAY_TYPES.get(c, 'text')}[]" for i, c in enumerate(q.INSERT_COLUMNS))
+    + f") AS u({', '.join(q.INSERT_COLUMNS)}) "
+    "ON CONFLICT (job_id, cluster, start_time) DO NOTHING RETURNING id, job_id, cluster, start_time"
 )
 
 
@@ -242,6 +293,33 @@ class PostgresRepository(Repository):
     async def optimize(self) -> None:
         await self._run(lambda c: c.execute("VACUUM ANALYZE"))
 
+    @contextlib.asynccontextmanager
+    async def bulk_import(self) -> AsyncIterator[None]:
+        """Drop the job indexes while a large import (`-init-db`) runs and rebuild them afterwards."""
+
+        async def drop(conn: asyncpg.Connection) -> dict[str, str]:
+            saved = await _job_index_defs(conn)
+            for name in saved:
+                await conn.execute(f'DROP INDEX "{name}"')
+            return saved
+
+        async def rebuild(conn: asyncpg.Connection, saved: dict[str, str]) -> None:
+            await conn.execute("SET maintenance_work_mem = '256MB'")
+            for sql in saved.values():
+                await conn.execute(sql)
+            await _ensure_job_indexes(conn)
+            await conn.execute("RESET maintenance_work_mem")
+            await conn.execute("ANALYZE job")
+
+        saved = await self._run(drop, tx=True)
+        log.info("bulk import: dropped %d job indexes", len(saved))
+        try:
+            yield
+        finally:
+            started = time.monotonic()
+            await self._run(lambda c: rebuild(c, saved))
+            log.info("bulk import: rebuilt job indexes in %.1f s", time.monotonic() - started)
+
     # ---- jobs ---------------------------------------------------------------------------------------
 
     async def insert_job(self, job: Job) -> int:
@@ -258,18 +336,10 @@ class PostgresRepository(Repository):
     async def insert_jobs(self, jobs: list[Job]) -> list[int | None]:
         if not jobs:
             return []
-        records = [(i, *q.job_row(j)) for i, j in enumerate(jobs)]
-        cols = ", ".join(q.INSERT_COLUMNS)
+        columns = [list(c) for c in zip(*(q.job_row(j) for j in jobs), strict=True)]
 
         async def run(conn: asyncpg.Connection) -> list[int | None]:
-            await conn.execute(
-                f"CREATE TEMP TABLE job_import ON COMMIT DROP AS SELECT 0::int AS ord, {cols} FROM job WITH NO DATA"
-            )
-            await conn.copy_records_to_table("job_import", records=records, columns=["ord", *q.INSERT_COLUMNS])
-            inserted = await conn.fetch(
-                f"INSERT INTO job ({cols}) SELECT {cols} FROM job_import ORDER BY ord "
-                "ON CONFLICT (job_id, cluster, start_time) DO NOTHING RETURNING id, job_id, cluster, start_time"
-            )
+            inserted = await conn.fetch(_BULK_INSERT, *columns)
             by_key = {(r["job_id"], r["cluster"], r["start_time"]): int(r["id"]) for r in inserted}
             ids: list[int | None] = []
             for j in jobs:

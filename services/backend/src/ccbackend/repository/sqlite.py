@@ -9,11 +9,12 @@ with TRUNCATE so that the single `.db` file is a complete backup.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
@@ -262,6 +263,23 @@ def sqlite_force(path: str) -> None:
         conn.close()
 
 
+def _v11_job_indexes() -> dict[str, str]:
+    return q.job_index_statements([_sql_file("job_indexes_v09.sql"), _sql_file("11_optimize-indexes.up.sql")])
+
+
+def _ensure_job_indexes(conn: sqlite3.Connection) -> None:
+    """Create missing version-11 job indexes (e.g. after a bulk import that was interrupted)."""
+    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'job'")}
+    missing = {n: s for n, s in _v11_job_indexes().items() if n not in have}
+    if not missing:
+        return
+    log.info("creating %d missing job indexes: %s", len(missing), ", ".join(sorted(missing)))
+    conn.execute("BEGIN IMMEDIATE")
+    for stmt in missing.values():
+        conn.execute(stmt)
+    conn.execute("COMMIT")
+
+
 def _open_check(path: str, opts: dict[str, int]) -> None:
     """Version check on open (an empty/new file is created at version 11); moves job_cache rows to job."""
     conn = _connect(path, opts)
@@ -275,6 +293,7 @@ def _open_check(path: str, opts: dict[str, int]) -> None:
             log.info("created database %s at schema version %d", path, SCHEMA_VERSION)
             return
         q.check_version(version, path)
+        _ensure_job_indexes(conn)
         cols = ", ".join(q.INSERT_COLUMNS)
         conn.execute("BEGIN IMMEDIATE")
         moved = conn.execute(f"INSERT OR IGNORE INTO job ({cols}) SELECT {cols} FROM job_cache").rowcount
@@ -386,6 +405,46 @@ class SqliteRepository(Repository):
 
         async with self._wlock:
             await self._read(run)
+
+    @contextlib.asynccontextmanager
+    async def bulk_import(self) -> AsyncIterator[None]:
+        """Drop the job indexes while a large import (`-init-db`) runs and rebuild them afterwards.
+
+        Inserting into an index-free table and building the indexes once is several times faster than
+        maintaining some 50 indexes row by row.  An interrupted import is repaired on the next open.
+        """
+
+        def drop(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+            saved = [
+                (name, sql)
+                for name, sql in conn.execute(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'job' AND sql IS NOT NULL"
+                )
+            ]
+            for name, _ in saved:
+                conn.execute(f'DROP INDEX "{name}"')
+            return saved
+
+        def rebuild(conn: sqlite3.Connection, saved: list[tuple[str, str]]) -> None:
+            # Reading sqlite_master first also refreshes this connection's schema cache: CREATE INDEX
+            # checks "already exists" against that cache without revalidating it.
+            have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'job'")}
+            wanted = dict(saved)
+            for name, sql in _v11_job_indexes().items():
+                wanted.setdefault(name, sql)
+            for name, sql in wanted.items():
+                if name not in have:
+                    conn.execute(sql)
+            conn.execute("ANALYZE job")
+
+        saved = await self._write(drop)
+        log.info("bulk import: dropped %d job indexes", len(saved))
+        try:
+            yield
+        finally:
+            started = time.monotonic()
+            await self._write(rebuild, saved)
+            log.info("bulk import: rebuilt job indexes in %.1f s", time.monotonic() - started)
 
     # ---- jobs ---------------------------------------------------------------------------------------
 
