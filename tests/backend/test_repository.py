@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
@@ -635,3 +636,20 @@ async def test_missing_indexes_recreated_on_open(repo: Repository) -> None:
         assert await _job_indexes(again) == before
     finally:
         await again.close()
+
+
+async def test_concurrent_reads_and_writes(repo: Repository) -> None:
+    base = load_jobs()[0]
+    jobs = [base.model_copy(update={"job_id": 50000 + i, "start_time": 1700000000 + i}) for i in range(40)]
+
+    async def write(j: Job) -> int:
+        return await repo.insert_job(j)
+
+    async def read() -> int:
+        return await repo.count_jobs(JobFilter(cluster=["fritz"]))
+
+    results = await asyncio.gather(*(write(j) for j in jobs), *(read() for _ in range(40)))
+    ids = results[:40]
+    assert len(set(ids)) == 40
+    assert all(0 <= n <= 40 for n in results[40:])
+    assert await repo.count_jobs(JobFilter(cluster=["fritz"])) == 40
