@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import base64
 import shutil
+import signal
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import orjson
 import pytest
 
 from cccommon import jwt as ccjwt
-from tests.conftest import VENV_BIN, upstream_fixture
+from tests.conftest import VENV_BIN, free_port, upstream_fixture, wait_port
 
 EXE = VENV_BIN / "cc-backend"
 
@@ -230,3 +232,21 @@ def test_loglevel_warn_hides_info(workdir: Path) -> None:
     assert r.returncode == 0 and "[INFO]" not in r.stderr
     r = run(workdir, "--loglevel=debug")
     assert r.returncode == 0 and "No errors, server flag not set" in r.stderr
+
+
+def test_server_flag_starts_and_stops_on_sigint(workdir: Path) -> None:
+    port = free_port()
+    cfg = orjson.loads((workdir / "config.json").read_bytes())
+    cfg["main"]["addr"] = f"127.0.0.1:{port}"
+    (workdir / "config.json").write_bytes(orjson.dumps(cfg))
+    proc = subprocess.Popen([str(EXE), "-server", "-dev"], cwd=workdir, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_port("127.0.0.1", port, 30), "server did not listen"
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert f"HTTP server listening at 127.0.0.1:{port}" in err

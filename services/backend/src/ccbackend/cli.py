@@ -266,7 +266,7 @@ async def _run(args: Any) -> int:
             log.info("OptimizeDB Success: VACUUM and ANALYZE done on '%s'.", cfg.main.db)
             return 0
         await _users(args, cfg, env, repo)
-        need_archive = args.init_db or args.import_job or args.apply_tags or args.server
+        need_archive = args.init_db or args.import_job or args.apply_tags
         archive = registry = None
         if need_archive:
             archive, registry = await _open_archive(cfg)
