@@ -582,6 +582,14 @@ async def test_unknown_driver_and_bad_options(tmp_path: Path) -> None:
         await open_repository("sqlite3", str(tmp_path / "a.db"), options={"busy-timeout-ms": "soon"})
     with pytest.raises(RepositoryError, match="does not exist"):
         await open_repository("sqlite3", str(tmp_path / "missing" / "a.db"))
+    # upstream's db-config keys, dashed or as the config model dumps them; values <= 0 keep the default
+    for opts in ({"cache-size-mb": 0, "busy-timeout-ms": -1}, {"cache_size_mb": 64, "max_open_connections": 2}):
+        repo = await open_repository("sqlite3", str(tmp_path / "b.db"), options=opts)
+        pragma = await repo._read(  # type: ignore[attr-defined]
+            lambda c: (c.execute("PRAGMA busy_timeout").fetchone()[0], c.execute("PRAGMA cache_size").fetchone()[0])
+        )
+        assert pragma == ((60000, -2048 * 1024) if "busy-timeout-ms" in opts else (60000, -64 * 1024))
+        await repo.close()
 
 
 async def test_bulk_import_rebuilds_indexes(repo: Repository) -> None:

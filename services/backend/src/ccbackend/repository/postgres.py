@@ -257,7 +257,8 @@ class PostgresRepository(Repository):
     async def open(cls, dsn: str, options: dict[str, Any] | None = None) -> PostgresRepository:
         o = options or {}
         try:
-            max_size = max(1, int(o.get("max-open-connections", 8)))
+            max_size = int(o.get("max-open-connections", o.get("max_open_connections", 8)) or 8)
+            max_size = max_size if max_size > 0 else 8
         except (TypeError, ValueError):
             raise RepositoryError("db-config: max-open-connections must be an integer") from None
 

@@ -50,13 +50,13 @@ def _options(options: dict[str, Any] | None) -> dict[str, int]:
 
     def num(key: str, default: int) -> int:
         v = o.get(key, o.get(key.replace("-", "_"), default))
+        if v is None:
+            return default
         try:
             n = int(v)
         except (TypeError, ValueError):
             raise RepositoryError(f"db-config: {key} must be an integer, got {v!r}") from None
-        if n < 0:
-            raise RepositoryError(f"db-config: {key} must not be negative, got {n}")
-        return n
+        return n if n > 0 else default  # upstream: values <= 0 keep the default
 
     return {
         "cache_mb": num("cache-size-mb", 2048),
