@@ -11,6 +11,8 @@ Visibility (who may see which jobs, spec §4.2) is expressed in `JobFilter.visib
 from __future__ import annotations
 
 import abc
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +121,11 @@ class Repository(abc.ABC):
     @abc.abstractmethod
     async def optimize(self) -> None:
         """VACUUM and ANALYZE (`-optimize-db`)."""
+
+    @contextlib.asynccontextmanager
+    async def bulk_import(self) -> AsyncIterator[None]:
+        """Context for mass inserts (`-init-db`): engines may drop and rebuild job indexes around it."""
+        yield
 
     # ---- jobs --------------------------------------------------------------------------------------
     @abc.abstractmethod
