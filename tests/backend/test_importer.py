@@ -113,9 +113,10 @@ async def all_jobs(repo: Any) -> list[Job]:
 # --------------------------------------------------------------------------------------- init-db
 
 
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
 @pytest.mark.asyncio
 async def test_init_db_imports_good_jobs_and_skips_bad_ones(
-    repo: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    repo: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, processes: bool
 ) -> None:
     root = tmp_path / "archive"
     archive = new_archive(root)
@@ -140,7 +141,9 @@ async def test_init_db_imports_good_jobs_and_skips_bad_ones(
     await repo.insert_jobs([JobConverter(registry).convert(meta(9999, 1600000000), "old")])
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="ccbackend.importer"):
-        imported, skipped, secs = await init_db(repo, archive, registry, progress=False, batch_size=2)
+        imported, skipped, secs = await init_db(
+            repo, archive, registry, progress=False, batch_size=2, processes=processes
+        )
     assert (imported, skipped) == (4, 9) and secs > 0
     msgs = [r.getMessage() for r in caplog.records if "energy type 'energy'" not in r.getMessage()]
     assert msgs[0] == "Building job table..."

@@ -14,14 +14,16 @@ threads while the previous batch is inserted, and the per-job work is a handful 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
+import multiprocessing
 import os
 import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -147,6 +149,14 @@ class JobConverter:
 
     def convert(self, d: dict[str, Any], where: str) -> Job:
         """A Job from a meta.json object; JobCheckError (naming `where`) when it must be skipped."""
+        obj = self.prepare(d, where)
+        try:
+            return Job.model_validate(obj)
+        except ValidationError as e:
+            raise JobCheckError(f"{where}: {_describe(e)}") from None
+
+    def prepare(self, d: dict[str, Any], where: str) -> dict[str, Any]:
+        """The checks and computed fields of `convert`, as the JSON object the Job model validates."""
         if type(d) is not dict:
             raise JobCheckError(f"{where}: not a JSON object")
         cluster = _str(d, "cluster", where)
@@ -213,10 +223,7 @@ class JobConverter:
             numAcc=num_acc,
             duration=duration,
         )
-        try:
-            return Job.model_validate(obj)
-        except ValidationError as e:
-            raise JobCheckError(f"{where}: {_describe(e)}") from None
+        return obj
 
     @staticmethod
     def _avg(stats: dict[str, Any] | None, metric: str, where: str) -> float:
@@ -315,35 +322,34 @@ class _Progress:
 # -------------------------------------------------------------------------------------- init-db
 
 
-def _check_location(job: Job, cluster: str, job_id: int, start_time: int, where: str) -> None:
-    if job.start_time != start_time or job.job_id != job_id or job.cluster != cluster:
+Batch = tuple[list[Any], list[str]]
+"""What a unit of work returns: converted jobs (or encoded job objects) and error messages."""
+
+
+def _check_location(d: dict[str, Any], cluster: str, job_id: int, start_time: int, where: str) -> None:
+    if type(d) is dict and (d.get("startTime") != start_time or d.get("jobId") != job_id or d.get("cluster") != cluster):
         raise JobCheckError(
-            f"{where}: jobId/cluster/startTime in meta.json ({job.job_id}/{job.cluster}/{job.start_time}) "
-            "do not match the archive location"
+            f"{where}: jobId/cluster/startTime in meta.json ({d.get('jobId')}/{d.get('cluster')}/"
+            f"{d.get('startTime')}) do not match the archive location"
         )
 
 
-Batch = tuple[list[Job], list[str]]
-
-
-def _load_keys(archive: Any, keys: Sequence[Any], convert: Callable[[dict[str, Any], str], Job]) -> Batch:
+def _load_keys(archive: Any, keys: Sequence[Any], handle: Callable[[dict[str, Any], str], Any]) -> Batch:
     """Read and convert the meta.json of `keys` through the archive interface (a worker thread)."""
-    jobs: list[Job] = []
+    out: list[Any] = []
     errors: list[str] = []
     load = archive.load_meta_dict
     for cluster, job_id, start_time in keys:
         where = f"{cluster}/{job_id // 1000}/{job_id % 1000:03d}/{start_time}/meta.json"
         try:
-            job = convert(load(cluster, job_id, start_time), where)
-            _check_location(job, cluster, job_id, start_time, where)
+            d = load(cluster, job_id, start_time)
+            _check_location(d, cluster, job_id, start_time, where)
+            out.append(handle(d, where))
         except JobCheckError as e:
             errors.append(str(e))
-            continue
         except Exception as e:  # noqa: BLE001 - ArchiveError and decoding problems: skip the job
             errors.append(str(e) or f"{where}: {type(e).__name__}")
-            continue
-        jobs.append(job)
-    return jobs, errors
+    return out, errors
 
 
 def _numeric_dirs(path: str) -> list[tuple[int, str]]:
@@ -357,14 +363,14 @@ def _numeric_dirs(path: str) -> list[tuple[int, str]]:
     return out
 
 
-def _load_l1(cluster: str, l1: int, l1_path: str, convert: Callable[[dict[str, Any], str], Job]) -> Batch:
-    """Every job below one `<cluster>/<jobId // 1000>` directory of a file archive (a worker thread)."""
-    jobs: list[Job] = []
+def _load_l1(cluster: str, l1: int, l1_path: str, handle: Callable[[dict[str, Any], str], Any]) -> Batch:
+    """Every job below one `<cluster>/<jobId // 1000>` directory of a file archive."""
+    out: list[Any] = []
     errors: list[str] = []
     try:
         l2_dirs = _numeric_dirs(l1_path)
     except OSError as e:
-        return jobs, [f"{l1_path}: cannot list directory: {e.strerror or e}"]
+        return out, [f"{l1_path}: cannot list directory: {e.strerror or e}"]
     for l2, l2_path in l2_dirs:
         job_id = l1 * 1000 + l2
         try:
@@ -384,30 +390,66 @@ def _load_l1(cluster: str, l1: int, l1_path: str, convert: Callable[[dict[str, A
                 errors.append(f"{where}: cannot read: {e.strerror or e}")
                 continue
             try:
-                job = convert(orjson.loads(raw), where)
-                _check_location(job, cluster, job_id, start_time, where)
+                obj = orjson.loads(raw)
+                _check_location(obj, cluster, job_id, start_time, where)
+                out.append(handle(obj, where))
             except orjson.JSONDecodeError as e:
                 errors.append(f"{where}: corrupt meta.json: invalid JSON: {e}")
-                continue
             except JobCheckError as e:
                 errors.append(str(e))
-                continue
-            jobs.append(job)
-    return jobs, errors
+    return out, errors
 
 
-def _tasks(archive: Any, batch_size: int) -> list[tuple[Callable[..., Batch], tuple[Any, ...]]]:
-    """Units of work in archive order: one per L1 directory of a file archive, else chunks of keys."""
+# worker processes (large file archives): they read, check and prepare; the parent validates and inserts
+_PROC_CONV: JobConverter | None = None
+
+
+def _proc_init(root: str) -> None:
+    """Initializer of a worker process: its own view of the archive's clusters, quiet logging."""
+    global _PROC_CONV
+    from .archive.fs import FsArchive
+    from .clusters import ClusterRegistry
+
+    logging.disable(logging.CRITICAL)  # problems come back as messages; the parent logs them once
+    _PROC_CONV = JobConverter(ClusterRegistry.from_archive(FsArchive(root)))
+
+
+def _proc_encode(d: dict[str, Any], where: str) -> tuple[str, bytes]:
+    assert _PROC_CONV is not None
+    return where, orjson.dumps(_PROC_CONV.prepare(d, where))
+
+
+def _proc_load_l1(cluster: str, l1: int, l1_path: str) -> Batch:
+    return _load_l1(cluster, l1, l1_path, _proc_encode)
+
+
+def _decode_jobs(items: list[tuple[str, bytes]], errors: list[str]) -> list[Job]:
+    """Validate the job objects prepared by a worker process into Jobs (errors appended)."""
+    jobs = []
+    for where, raw in items:
+        try:
+            jobs.append(Job.model_validate_json(raw))
+        except ValidationError as e:
+            errors.append(f"{where}: {_describe(e)}")
+    return jobs
+
+
+def _tasks(archive: Any, batch_size: int) -> tuple[list[tuple[str, int, str]], list[Sequence[Any]]]:
+    """Units of work in archive order: L1 directories of a file archive, else chunks of job keys."""
     from .archive.fs import FsArchive
 
     if isinstance(archive, FsArchive):
-        out: list[tuple[Callable[..., Batch], tuple[Any, ...]]] = []
+        dirs = []
         for cluster in archive.clusters():
             for l1, l1_path in _numeric_dirs(os.path.join(archive.root, cluster)):
-                out.append((_load_l1, (cluster, l1, l1_path)))
-        return out
+                dirs.append((cluster, l1, l1_path))
+        return dirs, []
     keys = archive.job_keys()
-    return [(_load_keys, (archive, keys[i : i + batch_size])) for i in range(0, len(keys), batch_size)]
+    return [], [keys[i : i + batch_size] for i in range(0, len(keys), batch_size)]
+
+
+PROCESS_THRESHOLD = 8
+"""File archives with at least this many `<jobId // 1000>` directories are read by worker processes."""
 
 
 async def init_db(
@@ -417,23 +459,33 @@ async def init_db(
     progress: bool = True,
     *,
     batch_size: int = BATCH_SIZE,
-    workers: int = 2,
+    workers: int | None = None,
+    processes: bool | None = None,
     stream: TextIO | None = None,
 ) -> tuple[int, int, float]:
     """Rebuild job/tag/jobtag from the archive; returns (imported, skipped, seconds).
 
     All rows of job, tag and jobtag are deleted first (running jobs in `job` are lost, `job_cache` is
-    untouched).  Bad jobs are logged, skipped and counted.
+    untouched).  Bad jobs are logged, skipped and counted.  meta.json files are read by `workers`
+    threads, or worker processes for large file archives (`processes`: None = automatic, from
+    PROCESS_THRESHOLD directories on; default workers: 2 threads, or one process per CPU up to 8),
+    while the previous batch is inserted.
     """
     t0 = time.perf_counter()
     await repo.delete_all_jobs()
     log.info("Building job table...")
-    tasks = await asyncio.to_thread(_tasks, archive, batch_size)
+    dirs, chunks = await asyncio.to_thread(_tasks, archive, batch_size)
     conv = JobConverter(registry)
+    for c in registry.names():  # one warning per problem up front, whatever reads the files
+        for sc in registry.get(c).sub_clusters:
+            with contextlib.suppress(JobCheckError):
+                conv._plan(c, sc.name)
+    use_procs = bool(dirs) and (processes if processes is not None else len(dirs) >= PROCESS_THRESHOLD)
+    if workers is None:
+        workers = max(2, min(8, os.cpu_count() or 2)) if use_procs else 2
     bar = _Progress(progress, stream)
-    ntasks = len(tasks)
-    finished = 0
-    imported = skipped = done = 0
+    ntasks = len(dirs) + len(chunks)
+    imported = skipped = done = finished = 0
     loop = asyncio.get_running_loop()
     pending: deque[asyncio.Future[Batch]] = deque()
 
@@ -454,7 +506,8 @@ async def init_db(
 
     async def drain_one() -> None:
         nonlocal skipped, done, finished
-        jobs, errors = await pending.popleft()
+        items, errors = await pending.popleft()
+        jobs = _decode_jobs(items, errors) if use_procs else items
         for msg in errors:
             log.error("init-db: skipping job: %s", msg)
         skipped += len(errors)
@@ -465,17 +518,34 @@ async def init_db(
         finished += 1
         bar.update(done, finished / ntasks)
 
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="init-db") as pool:
-        try:
-            for fn, args in tasks:
-                pending.append(loop.run_in_executor(pool, fn, *args, conv.convert))
-                if len(pending) > workers:
+    pool: Executor
+    if use_procs:
+        pool = ProcessPoolExecutor(
+            max_workers=max(1, workers),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_proc_init,
+            initargs=(os.fspath(archive.root),),
+        )
+        submit = [(_proc_load_l1, t) for t in dirs]
+    else:
+        pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="init-db")
+        submit = [(_load_l1, (*t, conv.convert)) for t in dirs]
+        submit += [(_load_keys, (archive, keys, conv.convert)) for keys in chunks]
+    ahead = max(1, workers) + 1
+    # the job table is empty now: let the repository drop its indexes and build them once at the end
+    bulk = getattr(repo, "bulk_import", None)
+    try:
+        async with bulk() if bulk is not None else contextlib.nullcontext():
+            for fn, args in submit:
+                pending.append(loop.run_in_executor(pool, fn, *args))
+                if len(pending) > ahead:
                     await drain_one()
             while pending:
                 await drain_one()
-        finally:
-            for fut in pending:
-                fut.cancel()
+    finally:
+        for fut in pending:
+            fut.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
     bar.finish()
     seconds = time.perf_counter() - t0
     if skipped:
