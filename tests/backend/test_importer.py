@@ -310,3 +310,17 @@ async def test_import_jobs_errors(repo: Any, tmp_path: Path) -> None:
             await import_jobs(repo, archive, registry, flag)
     assert await repo.count_jobs(JobFilter()) == 0
     assert not archive.exists("fritz", 398764, 1675954353)
+
+
+def test_converter_agrees_with_jobstats_import_mode(tmp_path: Path) -> None:
+    """The importer's per-subcluster plan gives what ccbackend.jobstats computes for the same job."""
+    from ccbackend import jobstats
+
+    archive = new_archive(tmp_path / "archive", upstream_fixture("cc-backend/pkg/archive/testdata/archive/fritz/cluster.json"))
+    registry = ClusterRegistry.from_archive(archive)
+    m = orjson.loads(upstream_fixture("cc-backend/internal/importer/testdata/meta-fritzError.input").read_bytes())
+    for duration in (260, 7200, 86400):
+        m["duration"] = duration
+        job = JobConverter(registry).convert(m, "meta.json")
+        assert job.footprint == jobstats.footprint(job, m["statistics"], registry, import_mode=True)
+        assert (job.energy_footprint, job.energy) == jobstats.energy_footprint(job, m["statistics"], registry)
