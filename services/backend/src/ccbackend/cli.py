@@ -58,7 +58,7 @@ def build_parser() -> GoFlagParser:
     f("init-db", action="store_true", help="rebuild the job, tag and jobtag tables from the job archive (running jobs are lost)")
     f("sync-ldap", action="store_true", help="synchronise the hpc_user table with LDAP")
     f("server", action="store_true", help="start the HTTP server after all other actions")
-    f("dev", action="store_true", help="also serve the GraphQL playground and the Swagger UI")
+    f("dev", action="store_true", help="also serve the Swagger UI (OpenAPI document) under /swagger/")
     f("gops", action="store_true", help="accepted for compatibility (Go runtime diagnostics; no effect here)")
     f("version", action="store_true", help="print version information and exit")
     f("migrate-db", action="store_true", help="migrate the database to the supported version and exit")
