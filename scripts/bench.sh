@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make bench`: ingest, query, memory and restore benchmarks of cc-metric-store against the peers
+# `make bench`: ingest, query, memory and restore benchmarks of cc-metric-store against the peers, the
+# collector against node_exporter, and the cc-backend import, job-list and start/stop benchmarks
 # (VictoriaMetrics, InfluxDB 1.x), then one summary table. Arguments go to every benchmark, e.g.
 # `bash scripts/bench.sh --quick` or `--no-peers`. BENCH_ONLY="ingest query" runs a subset;
 # BENCH_RESULTS=DIR keeps the JSON figures there (default: a temporary directory).
@@ -30,7 +31,7 @@ done
 
 RESULTS=${BENCH_RESULTS:-$(mktemp -d /tmp/ccbench-results-XXXXXX)}
 mkdir -p "$RESULTS"
-ONLY=${BENCH_ONLY:-ingest query memory restore collector}
+ONLY=${BENCH_ONLY:-ingest query memory restore collector backend_initdb backend_joblist backend_api}
 failed=()
 files=()
 start=$(date +%s)
