@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# `make bench`: ingest, query, memory and restore benchmarks of cc-metric-store against the peers, the
-# collector against node_exporter, and the cc-backend import, job-list and start/stop benchmarks
-# (VictoriaMetrics, InfluxDB 1.x), then one summary table. Arguments go to every benchmark, e.g.
+# `make bench`: ingest, query, memory and restore benchmarks of cc-metric-store against the peers
+# (VictoriaMetrics, InfluxDB 1.x), the collector against node_exporter, and the cc-backend import,
+# job-list and start/stop benchmarks, then one summary table. Arguments go to every benchmark, e.g.
 # `bash scripts/bench.sh --quick` or `--no-peers`. BENCH_ONLY="ingest query" runs a subset;
 # BENCH_RESULTS=DIR keeps the JSON figures there (default: a temporary directory).
 set -uo pipefail
