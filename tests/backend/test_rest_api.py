@@ -694,3 +694,39 @@ async def test_prometheus_metrics_endpoint(backend: Backend):
     r = await backend.client.get("/metrics")
     assert r.status == 200
     assert "ccbackend_archiver_queue_length" in await r.text()
+
+
+async def test_upstream_archive_after_init_db_is_listed_and_served(tmp_path: Path):
+    """-init-db on upstream's test archive: both emmy jobs listed and served with their data."""
+    src = UPSTREAM / "cc-backend/pkg/archive/testdata/archive"
+    if not src.exists():
+        pytest.skip("upstream fixtures not available")
+    from ccbackend.importer import init_db
+
+    shutil.copytree(src, tmp_path / "archive")
+    b, ctx = await _start(tmp_path, None)
+    try:
+        imported, skipped, _ = await init_db(ctx.repo, ctx.archive, ctx.registry, progress=False)
+        assert (imported, skipped) == (2, 0)
+        r = await b.call("GET", "/api/jobs/?cluster=emmy")
+        jobs = {j["jobId"]: j for j in (await r.json())["jobs"]}
+        assert set(jobs) == {1403244, 1404397}
+        for j in jobs.values():
+            assert j["monitoringStatus"] == 3 and j["statistics"] and isinstance(j["footprint"], dict)
+            r = await b.call("GET", f"/api/jobs/metrics/{j['id']}?metric=cpu_load&metric=flops_any")
+            body = await r.json()
+            assert body["error"] is None
+            names = {m["name"] for m in body["data"]["jobMetrics"]}
+            assert names == {"cpu_load", "flops_any"}
+            series = body["data"]["jobMetrics"][0]["metric"]["series"]
+            assert len(series) == j["numNodes"] and any(v is not None for v in series[0]["data"])
+    finally:
+        await _stop(b)
+
+
+@pytest.mark.parametrize("cluster", ["../../etc", "emmy/../testcl", "..", "emmy\\x", "em%00my"])
+async def test_path_traversal_in_cluster_names_is_refused(backend: Backend, cluster):
+    r = await backend.call("POST", "/api/jobs/start_job/", demo_job(1_700_000_000, cluster=cluster))
+    assert r.status == 400 and "no such cluster" in (await r.json())["error"]
+    r = await backend.call("GET", f"/api/clusters/?cluster={cluster}")
+    assert r.status == 400
