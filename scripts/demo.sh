@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # `make demo`: runs the stack locally on embedded defaults and prints how to use it.
-# For now the stack is cc-metric-store, fed by cc-metric-collector with this machine's real
-# metrics (HTTP sink) and by a generator with demo hosts; a later issue adds cc-backend here.
+# The stack: cc-metric-store, fed by cc-metric-collector with this machine's real metrics (HTTP
+# sink) and by a generator with demo hosts; cc-backend (SQLite, file archive) reading the store, with
+# a demo user and a few jobs started through its REST API.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VAR=${CC_DEMO_VAR:-demo-var}
 PORT=${CC_DEMO_STORE_PORT:-8082}
+BPORT=${CC_DEMO_BACKEND_PORT:-8080}
 mkdir -p "$VAR/checkpoints" "$VAR/archive"
 
 # The guide's metric-store config (legacy format) with local paths; its public key matches the
@@ -74,7 +76,19 @@ cat > "$VAR/collector/config.json" <<JSON
 JSON
 .venv/bin/cc-metric-collector -config "$VAR/collector/config.json" -loglevel warn &
 pids+=($!)
-sleep 2
+
+# cc-backend in $VAR/backend (first run: cc-backend -init), reading the store above.
+.venv/bin/python scripts/demo_backend.py setup --var "$VAR" --port "$BPORT" \
+  --store-url "http://127.0.0.1:${PORT}" --store-token "$TOKEN"
+(cd "$VAR/backend" && exec "$OLDPWD/.venv/bin/cc-backend" -server -dev -loglevel info) &
+pids+=($!)
+for _ in $(seq 1 100); do
+  if .venv/bin/python -c "import socket,sys; socket.create_connection(('127.0.0.1', $BPORT), 0.2)" 2>/dev/null; then break; fi
+  sleep 0.1
+done
+sleep 1
+.venv/bin/python scripts/demo_backend.py jobs --var "$VAR" --port "$BPORT"
+JWT=$(cat "$VAR/backend/demo.jwt")
 
 cat <<MSG
 
@@ -89,6 +103,13 @@ cat <<MSG
       -d "{\"cluster\": \"demo\", \"from\": \$(( \$(date +%s) - 120 )), \"to\": \$(date +%s),
            \"queries\": [{\"metric\": \"load_one\", \"host\": \"$(hostname -s)\"}]}"
     curl -s -H "Authorization: Bearer \$TOKEN" "http://127.0.0.1:${PORT}/api/query?cluster=demo&from=\$(( \$(date +%s) - 60 ))&to=\$(date +%s)"
+
+  cc-backend:    http://127.0.0.1:${BPORT}/login   user demo, password demo (roles admin, api);
+                 the REST API is complete, the job pages come with the web UI
+                 Swagger UI (REST API, "Authorize" with the JWT below): http://127.0.0.1:${BPORT}/swagger/
+    JWT=$JWT
+    curl -s -H "Authorization: Bearer \$JWT" "http://127.0.0.1:${BPORT}/api/jobs/?cluster=demo"
+    curl -s -H "Authorization: Bearer \$JWT" "http://127.0.0.1:${BPORT}/api/jobs/metrics/1?metric=cpu_load"
 
   Press Ctrl-C to stop (the store writes a final checkpoint to ${VAR}/checkpoints).
 MSG
