@@ -730,3 +730,12 @@ async def test_path_traversal_in_cluster_names_is_refused(backend: Backend, clus
     assert r.status == 400 and "no such cluster" in (await r.json())["error"]
     r = await backend.call("GET", f"/api/clusters/?cluster={cluster}")
     assert r.status == 400
+
+
+async def test_gzip_on_request(backend: Backend):
+    await _seed(backend)
+    r = await backend.client.get("/api/jobs/", headers={**backend.hdr("api"), "Accept-Encoding": "gzip"})
+    assert r.status == 200 and r.headers.get("Content-Encoding") == "gzip"
+    assert len((await r.json())["jobs"]) == 4
+    r = await backend.client.get("/api/jobs/", headers={**backend.hdr("api"), "Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in r.headers

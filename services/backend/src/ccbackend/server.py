@@ -64,12 +64,29 @@ async def build_context(cfg: Any, env: Any) -> BackendContext:
     return ctx
 
 
+GZIP_MIN_BYTES = 1024
+
+
+@web.middleware
+async def gzip_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Compress larger responses for clients that accept gzip (job lists, metric data)."""
+    response = await handler(request)
+    if (
+        isinstance(response, web.Response)
+        and "gzip" in request.headers.get("Accept-Encoding", "")
+        and response.body is not None
+        and len(response.body) >= GZIP_MIN_BYTES  # type: ignore[arg-type]
+    ):
+        response.enable_compression(web.ContentCoding.gzip)
+    return response
+
+
 def build_app(ctx: BackendContext, *, dev: bool = False) -> web.Application:
     """The aiohttp application with every route, the auth layer and the middlewares."""
     from .auth import AuthService, AuthSettings, RouteGroup, auth_group, setup_auth
 
     cfg = ctx.config
-    app = web.Application(client_max_size=MAX_BODY)
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[gzip_middleware])
     app[CTX_KEY] = ctx
     handlers = ApiHandlers(ctx)
     app[HANDLERS_KEY] = handlers
