@@ -739,3 +739,59 @@ async def test_gzip_on_request(backend: Backend):
     assert len((await r.json())["jobs"]) == 4
     r = await backend.client.get("/api/jobs/", headers={**backend.hdr("api"), "Accept-Encoding": "identity"})
     assert "Content-Encoding" not in r.headers
+
+
+async def test_nats_job_api(tmp_path: Path, nats_server):
+    """start_job/stop_job and node states as line protocol on the api-subjects (spec §4.12)."""
+    import uuid
+
+    import nats
+
+    from ccbackend.natsapi import NatsJobApi
+    from ccbackend.server import HANDLERS_KEY
+
+    _archive(tmp_path)
+    subj = f"cc.test.{uuid.uuid4().hex[:8]}"
+    main = {"api-subjects": {"subject-job-event": f"{subj}.job", "subject-node-state": f"{subj}.node"}}
+    b, ctx = await _start(tmp_path, None, **main)
+    api = NatsJobApi(b.client.app[HANDLERS_KEY], type("N", (), {"address": nats_server.url, "username": "",
+                     "password": "", "creds_file_path": ""})(), ctx.config.main.api_subjects)
+    await api.start()
+    nc = await nats.connect(nats_server.url)
+    try:
+        def lp(measurement: str, payload: dict, function: str | None = None) -> bytes:
+            ev = json.dumps(payload).replace("\\", "\\\\").replace('"', '\\"')
+            tags = f",function={function}" if function else ""
+            return f'{measurement}{tags} event="{ev}" {time.time_ns()}'.encode()
+
+        start = 1_700_000_000
+        await nc.publish(f"{subj}.job", lp("job", demo_job(start, 4242), "start_job"))
+        await nc.publish(f"{subj}.job", lp("job", demo_job(start, 4243, cluster="nosuch"), "start_job"))
+        await nc.publish(f"{subj}.job", b"job,function=start_job event=notquoted")
+        await nc.flush()
+        for _ in range(50):
+            job = await ctx.repo.find_job(4242, "emmy")
+            if job is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert job is not None and job.job_state == "running"
+        await nc.publish(f"{subj}.job", lp("job", {"jobId": 4242, "cluster": "emmy", "startTime": start,
+                                                   "stopTime": start + 100, "jobState": "completed"}, "stop_job"))
+        await nc.publish(f"{subj}.node", lp("nodestate", {"cluster": "emmy", "nodes": [
+            {"hostname": "e0101", "states": ["idle"]}]}))
+        await nc.flush()
+        for _ in range(50):
+            job = await ctx.repo.find_job(4242, "emmy")
+            states = await ctx.repo.latest_node_states("emmy")
+            if job.job_state == "completed" and states:
+                break
+            await asyncio.sleep(0.1)
+        assert job.job_state == "completed" and job.duration == 100
+        assert [s.hostname for s in states] == ["e0101"] and states[0].node_state == "idle"
+        assert await ctx.repo.find_job(4243) is None  # rejected (unknown cluster), only logged
+        # REST start/stop are not offered while NATS delivers job events
+        assert (await b.call("POST", "/api/jobs/start_job/", demo_job(start + 999))).status == 404
+    finally:
+        await nc.close()
+        await api.stop()
+        await _stop(b)

@@ -306,6 +306,7 @@ class ApiHandlers:
         )
         out = job.to_json_dict()
         out.pop("tags", None)
+        out["metaData"] = None  # upstream's stop path does not load metadata or tags
         out["statistics"] = None
         out.setdefault("concurrentJobs", {"items": None, "count": 0})
         if job.monitoring_status != 0 and self.ctx.archiver is not None:
