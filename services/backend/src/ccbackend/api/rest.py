@@ -493,23 +493,30 @@ class ApiHandlers:
                 shown.append(t.model_dump(by_alias=True))
         return json_response(out)
 
+    async def _shared_tags(self, principal: Principal, items: list[TagItem], action: str) -> list[JobTag]:
+        """The global/admin tags named in a removal request; private ones are skipped (REST rule)."""
+        out = []
+        for t in items:
+            scope = t.scope or "global"
+            if scope not in ("global", "admin"):
+                log.warning("%s tag: private tag %s:%s (scope %s) skipped", action, t.type, t.name, scope)
+                continue
+            if not can_write_tag_scope(principal, scope):
+                raise ApiError(500, f"{action} tag failed: cannot write tag scope with current authorization")
+            tag = await self.ctx.repo.find_tag(t.type, t.name, scope)
+            if tag is None:
+                raise ApiError(
+                    500, f"{action} tag failed: tag does not exist (name, type, scope): {t.name}, {t.type}, {scope}"
+                )
+            out.append(tag)
+        return out
+
     async def untag_job(self, request: web.Request) -> web.Response:
         principal = _principal(request)
         id = _path_id(request)
         items = await self._tag_items(request)
         job = await self._visible_job(request, id, status=404)
-        for t in items:
-            scope = t.scope or "global"
-            if scope not in ("global", "admin"):
-                log.warning("tag_job: private tag %s:%s (scope %s) not removed via the API", t.type, t.name, scope)
-                continue
-            if not can_write_tag_scope(principal, scope):
-                raise ApiError(500, "removing tag failed: cannot write tag scope with current authorization")
-            tag = await self.ctx.repo.find_tag(t.type, t.name, scope)
-            if tag is None:
-                raise ApiError(
-                    500, f"removing tag failed: tag does not exist (name, type, scope): {t.name}, {t.type}, {scope}"
-                )
+        for tag in await self._shared_tags(principal, items, "removing"):
             await self.ctx.repo.detach_tag(id, tag.id)
         await self._sync_archive_tags(job)
         return json_response(await self._job_out(principal, job))
@@ -517,21 +524,10 @@ class ApiHandlers:
     async def delete_tags(self, request: web.Request) -> web.Response:
         principal = _principal(request)
         items = await self._tag_items(request)
-        done = 0
-        for t in items:
-            scope = t.scope or "global"
-            if scope not in ("global", "admin"):
-                log.warning("delete tags: private tag %s:%s (scope %s) skipped", t.type, t.name, scope)
-                continue
-            if not can_write_tag_scope(principal, scope):
-                raise ApiError(500, "deleting tag failed: cannot write tag scope with current authorization")
-            tag = await self.ctx.repo.find_tag(t.type, t.name, scope)
-            if tag is None:
-                raise ApiError(
-                    500, f"deleting tag failed: tag does not exist (name, type, scope): {t.name}, {t.type}, {scope}"
-                )
+        tags = await self._shared_tags(principal, items, "deleting")
+        for tag in tags:
             await self.ctx.repo.delete_tag(tag.id)
-            done += 1
+        done = len(tags)
         return web.Response(
             text=f"Deleted Tags from DB: {done} successfull of {len(items)} requested\n", content_type="text/plain"
         )
