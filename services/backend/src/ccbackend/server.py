@@ -57,6 +57,13 @@ async def build_context(cfg: Any, env: Any) -> BackendContext:
         await repo.close()
         raise
     log.info("job archive loaded: %d clusters (%s)", len(registry.names()), ", ".join(registry.names()))
+    if cfg.metric_store and not cfg.metric_store_external:
+        log.warning(
+            "config: the embedded metric store (section metric-store) is not part of this server; "
+            "run cc-metric-store and list it under metric-store-external"
+        )
+    elif not cfg.metric_store_external:
+        log.warning("config: no metric-store-external entry: running jobs will show no metric data")
     dispatcher = MetricDataDispatcher(registry, cfg.metric_store_external)
     ctx = BackendContext(config=cfg, env=env, repo=repo, archive=archive, registry=registry, dispatcher=dispatcher)
     ctx.archiver = Archiver(repo, archive, dispatcher, registry)
