@@ -407,8 +407,29 @@ def test_memory_accounting():
     s.write_batch(b)
     assert s.sample_count() == 100 * 700
     assert s.series_count() == 100
-    # 700 samples per series: 512 + 188 -> 8 + 3 pages of 64 float32
-    assert s.size_in_bytes() == 100 * 11 * 64 * 4
+    # 700 samples per series: 512 + 188; both chunks of all series are columns of one block
+    # whose 512 rows the first chunks made resident
+    assert s.size_in_bytes() == 200 * 512 * 4
+
+
+def test_block_rows_become_resident_as_written():
+    s = make_store(m=(10, None), slow=(60, None))
+    for step in range(10):
+        b = Batch()
+        for h in range(100):
+            b.add("m", ["c", f"h{h}"], step * 10, float(h))
+            if step < 3:
+                b.add("slow", ["c", f"h{h}"], step * 60, float(h))
+        s.write_batch(b)
+    # rows reached by writes only, per frequency (the 60 s chunks have their own block)
+    assert s.size_in_bytes() == 100 * 10 * 4 + 100 * 3 * 4
+    assert s.free([], 10**6) == 200
+    assert s.size_in_bytes() == 0 and s.chunk_count() == 0
+    # freed columns are reused and read as NaN where not written again
+    s.write(["c", "x"], "m", 1000, 5.0)
+    s.write(["c", "x"], "m", 1030, 6.0)
+    got, frm, to, _ = s.read(["c", "x"], "m", 1000, 1040)
+    assert eq_nan(got.tolist(), [5.0, math.nan, math.nan, 6.0])
 
 
 def ref_read(store: MemoryStore, chain: list[int], from_: int, to: int) -> tuple[list[float], int, int]:

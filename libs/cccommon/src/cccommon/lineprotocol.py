@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, overload
 
 import numpy as np
 
@@ -21,6 +21,7 @@ __all__ = [
     "LineProtocolError",
     "Line",
     "StoreBatch",
+    "SeriesIndex",
     "UInt",
     "normalize_timestamp",
     "normalize_timestamp_ns",
@@ -71,13 +72,63 @@ class Line:
 
 @dataclass
 class StoreBatch:
-    keys: list[str]
+    """Decoded lines: one store key per line (`metric\\0cluster\\0host\\0type+id\\0stype+id`),
+    value and timestamp; `sids` holds the consumer's series ids when a SeriesIndex decoded it
+    (then `keys` are produced from the index only if someone reads them)."""
+
+    keys: Sequence[str]
     values: np.ndarray
     times: np.ndarray
     errors: list[LineProtocolError] = field(default_factory=list)
     unknown_metric: int = 0
     no_cluster_or_host: int = 0
     unsafe_name: int = 0
+    sids: np.ndarray | None = None
+
+
+class SeriesIndex(Protocol):
+    """A consumer (the metric store) that numbers its series and owns the prefix caches.
+
+    With an index, the cache of each default cluster maps a line prefix straight to a series id,
+    so no key string is kept per series; skip codes are cached as negative numbers.
+    """
+
+    def prefix_cache(self, default_cluster: str) -> dict[bytes, Any]: ...
+
+    def series_id(self, key: str) -> int: ...
+
+    def series_keys(self, sids: np.ndarray) -> list[str]: ...
+
+
+class _IndexedKeys(Sequence[str]):
+    """The keys of an indexed batch, made from the series ids on first use (the WAL needs them)."""
+
+    __slots__ = ("_sids", "_index", "_keys")
+
+    def __init__(self, sids: np.ndarray, index: SeriesIndex) -> None:
+        self._sids = sids
+        self._index = index
+        self._keys: list[str] | None = None
+
+    def _list(self) -> list[str]:
+        if self._keys is None:
+            self._keys = self._index.series_keys(self._sids)
+        return self._keys
+
+    def __len__(self) -> int:
+        return len(self._sids)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        return self._list()[i]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._list())
 
 
 # ----------------------------------------------------------------------------- timestamps
@@ -503,10 +554,20 @@ def _slow_line(raw: bytes, lineno: int, metrics: Mapping[str, int], default_clus
     return (_classify(line.measurement, line.tags, metrics, default_cluster), float(value), line.time)
 
 
-def decode_store_batch(data: bytes, metrics: Mapping[str, int], default_cluster: str, now: int) -> StoreBatch:
-    """Decode a write body into store columns (see docs/internals.md for the exact rules)."""
+def decode_store_batch(
+    data: bytes, metrics: Mapping[str, int], default_cluster: str, now: int, index: SeriesIndex | None = None
+) -> StoreBatch:
+    """Decode a write body into store columns (see docs/internals.md for the exact rules).
+
+    `index` (default: `metrics.series_index` when the mapping carries one) makes the batch carry
+    series ids from the index's own prefix cache instead of key strings.
+    """
     if isinstance(data, str):
         data = data.encode("utf-8")
+    if index is None:
+        index = getattr(metrics, "series_index", None)
+    if index is not None:
+        return _decode_indexed(data, metrics, default_cluster, now, index)
     ck = (id(metrics), default_cluster)
     entry = _prefix_cache.get(ck)
     # the entry keeps `metrics` alive, so its id cannot be reused by another mapping; a mapping
@@ -580,8 +641,86 @@ _VALUE_OFFS = np.arange(1, 7)
 _SPECIAL = (b"\\", b'"', b"#", b"\t", b"\r", b"\x00", b"\x0b", b"\x0c", b"\n\n", b"\n ", b"  ")
 
 
+def _indexed_value(res: Any, index: SeriesIndex) -> Any:
+    """What an index's prefix cache holds for a classification: a series id, -code, or an error."""
+    if res.__class__ is str:
+        return index.series_id(res)
+    if res.__class__ is int:
+        return -res
+    return res
+
+
+def _decode_indexed(
+    data: bytes, metrics: Mapping[str, int], default_cluster: str, now: int, index: SeriesIndex
+) -> StoreBatch:
+    cache = index.prefix_cache(default_cluster)
+    if len(cache) > _CACHE_LIMIT:
+        cache.clear()
+
+    if _lpscan is not None:
+        out = _lpscan.decode_uniform(data, cache, now)
+        if out is not None:
+            res, vbytes, tbytes, missing, _ = out
+            if missing:
+                for i, r in enumerate(res):
+                    if r.__class__ is bytes:
+                        c = cache.get(r)
+                        if c is None:
+                            c = _classify_prefix(r, metrics, default_cluster)
+                            c = cache[r] = _indexed_value(c, index)
+                        res[i] = c
+            values = np.frombuffer(vbytes, dtype=np.float64)
+            times = np.frombuffer(tbytes, dtype=np.int64)
+            return _indexed_batch(res, values, times, index)
+    else:
+        fast = _decode_uniform(data, metrics, default_cluster, now, cache, index)
+        if fast is not None:
+            return fast
+    # unusual bodies: classified line by line into a throwaway cache, then numbered
+    batch = _decode_lines(data, metrics, default_cluster, now, {})
+    memo: dict[str, int] = {}
+    ids = np.fromiter(
+        (memo[k] if k in memo else memo.setdefault(k, index.series_id(k)) for k in batch.keys),
+        dtype=np.int64,
+        count=len(batch.keys),
+    )
+    batch.keys = _IndexedKeys(ids, index)
+    batch.sids = ids
+    return batch
+
+
+def _indexed_batch(res: list[Any], values: np.ndarray, times: np.ndarray, index: SeriesIndex) -> StoreBatch:
+    """A batch from per-line cache values of an index (series ids, -codes, error tuples)."""
+    errors: list[LineProtocolError] = []
+    try:
+        ids = np.fromiter(res, dtype=np.int64, count=len(res))
+    except TypeError:  # error tuples among the ids
+        errors = [LineProtocolError(i + 1, r[1], r[2]) for i, r in enumerate(res) if r.__class__ is tuple]
+        ids = np.fromiter((r if r.__class__ is int else -_ERROR for r in res), dtype=np.int64, count=len(res))
+    ok = ids >= 0
+    if ok.all():
+        return StoreBatch(_IndexedKeys(ids, index), values, times, errors, 0, 0, 0, ids)
+    counts = np.bincount(-ids[~ok], minlength=_ERROR + 1)
+    ids = ids[ok]
+    return StoreBatch(
+        _IndexedKeys(ids, index),
+        values[ok],
+        times[ok],
+        errors,
+        int(counts[_UNKNOWN]),
+        int(counts[_NO_HOST]),
+        int(counts[_UNSAFE]),
+        ids,
+    )
+
+
 def _decode_uniform(
-    data: bytes, metrics: Mapping[str, int], default_cluster: str, now: int, cache: dict[bytes, Any]
+    data: bytes,
+    metrics: Mapping[str, int],
+    default_cluster: str,
+    now: int,
+    cache: dict[bytes, Any],
+    index: SeriesIndex | None = None,
 ) -> StoreBatch | None:
     """The common body: every line `prefix value=NUM TS` without escapes; None if not that shape."""
     body = data.rstrip(b"\n")
@@ -625,8 +764,12 @@ def _decode_uniform(
                 r = cache.get(prefixes[i])
                 if r is None:
                     r = _classify_prefix(prefixes[i], metrics, default_cluster)
+                    if index is not None:
+                        r = _indexed_value(r, index)
                     cache[prefixes[i]] = r
                 res[i] = r
+    if index is not None:
+        return _indexed_batch(res, values, times, index)
     if set(map(type, res)) == {str}:
         return StoreBatch(res, values, times, [], 0, 0, 0)
     return _with_skips(res, values, times)

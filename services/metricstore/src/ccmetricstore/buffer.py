@@ -1,14 +1,18 @@
-"""Chunked time series on pooled numpy pages.
+"""Chunked time series stored column-wise in large float32 blocks.
 
 Every (level, metric) pair is a *series*; a series owns a chain of *chunks* (newest = head) with
 exactly the semantics of the Go store (spec metricstore §2.3-2.6): a write-created chunk has 512
 slots anchored at `first timestamp - frequency//2`, a chunk restored from a checkpoint has exactly
 its length as capacity, NaN marks a missing sample.
 
-Instead of one numpy array per chunk, values live in 64-slot float32 pages of one pooled array,
-and chunk/series bookkeeping lives in parallel numpy arrays indexed by integer ids. That keeps the
-memory per sample close to 4 bytes and lets a whole ingest batch be applied with a few vectorised
-numpy operations instead of per-sample Python.
+Memory layout: a *block* is a (512 slots x 512 chunks) float32 matrix inside one pooled array;
+chunk id `c` is column `c % 512` of block `c // 512`, so a chunk needs no page table and no
+numpy object of its own. Series written together fill their columns in lockstep, so a block's
+rows become resident one at a time (a row of 512 float32 is half an OS page): memory follows
+the samples actually held, and a 12 h series of 720 samples costs ~2,880 bytes plus ~26 bytes
+of chunk metadata per chunk. Rows are set to NaN only when a write first reaches them, so
+untouched rows never become resident. Blocks belong to one frequency (chunks of fast and slow
+series never share rows). Restored chunks longer than 512 samples keep an exact-length array.
 """
 
 from __future__ import annotations
@@ -16,11 +20,30 @@ from __future__ import annotations
 import numpy as np
 
 CHUNK_CAP = 512
-PAGE = 64
-PAGE_SHIFT = 6
-PAGES_PER_CHUNK = CHUNK_CAP // PAGE
+BLOCK_SHIFT = 9
+BLOCK_COLS = 1 << BLOCK_SHIFT  # chunks per block
+COL_MASK = BLOCK_COLS - 1
+BLOCK_ROWS = CHUNK_CAP  # slots per chunk
 NO_ID = -1
-NAN_PAGE = 0
+ARRAY_CLASS = 0  # arena key of exact-length array chunks (real frequencies are > 0)
+
+
+try:  # numpy asks for transparent huge pages on large arrays: one touched byte would then make
+    # 2 MiB resident, defeating rows that are made resident one at a time
+    from numpy._core.multiarray import _set_madvise_hugepage
+except ImportError:  # pragma: no cover - other numpy layouts
+    _set_madvise_hugepage = None
+
+
+def _empty(shape: tuple[int, ...], dtype: type | np.dtype) -> np.ndarray:
+    """`np.empty` without the huge-page advice, so only touched 4 KiB pages become resident."""
+    if _set_madvise_hugepage is None:
+        return np.empty(shape, dtype=dtype)
+    prev = _set_madvise_hugepage(False)
+    try:
+        return np.empty(shape, dtype=dtype)
+    finally:
+        _set_madvise_hugepage(prev)
 
 
 def _grow(arr: np.ndarray, size: int) -> np.ndarray:
@@ -32,191 +55,256 @@ def _grow(arr: np.ndarray, size: int) -> np.ndarray:
     if len(arr) >= size:
         return arr
     new_len = max(size, int(len(arr) * 1.5) + 16)
-    out = np.empty((new_len,) + arr.shape[1:], dtype=arr.dtype)
+    out = _empty((new_len,) + arr.shape[1:], arr.dtype)
     out[: len(arr)] = arr
     return out
 
 
-class PagePool:
-    """Fixed-size float32 pages handed out by id; a released page is reset to NaN and reused."""
+class BlockPool:
+    """The float32 matrix holding all block rows; rows of a block are initialised on demand."""
 
-    def __init__(self, initial_pages: int = 1024) -> None:
-        self.data = np.empty((initial_pages, PAGE), dtype=np.float32)
+    def __init__(self, initial_blocks: int = 2) -> None:
+        self.data = _empty((initial_blocks * BLOCK_ROWS, BLOCK_COLS), np.float32)
         self._flat = self.data.reshape(-1)
-        # Page 0 stays NaN forever: gathers of never-written pages read it instead of branching.
-        self.data[NAN_PAGE] = np.nan
-        self._used = 1  # pages ever handed out (high-water mark), page 0 included
-        self._free: list[int] = []
+        self._used = 0  # blocks handed out
+        self.init = np.zeros(initial_blocks, dtype=np.int32)  # rows already NaN-filled, per pool block
 
     @property
     def flat(self) -> np.ndarray:
         return self._flat
 
-    def allocated(self) -> int:
-        return self._used - 1 - len(self._free)
+    def new_block(self) -> int:
+        """A pool block whose rows are all uninitialised; the matrix grows (copying only
+        initialised rows) when full."""
+        b = self._used
+        if (b + 1) * BLOCK_ROWS > len(self.data):
+            nblocks = max(b + 1, int(len(self.data) // BLOCK_ROWS * 1.5) + 1)
+            grown = _empty((nblocks * BLOCK_ROWS, BLOCK_COLS), np.float32)
+            for i in range(b):
+                r0 = i * BLOCK_ROWS
+                n = int(self.init[i])
+                if n:
+                    grown[r0 : r0 + n] = self.data[r0 : r0 + n]
+            self.data = grown
+            self._flat = grown.reshape(-1)
+            self.init = _grow(self.init, nblocks)
+        self.init[b] = 0
+        self._used = b + 1
+        return b
 
-    def alloc(self, count: int) -> np.ndarray:
-        """Hand out `count` NaN-filled pages; the array grows (never shrinks) when needed."""
-        ids = np.empty(count, dtype=np.int64)
-        reuse = min(count, len(self._free))
-        if reuse:
-            ids[:reuse] = self._free[-reuse:]
-            del self._free[-reuse:]
-        fresh = count - reuse
-        if fresh:
-            need = self._used + fresh
-            if need > len(self.data):
-                new_len = max(need, int(len(self.data) * 1.5))
-                # np.empty leaves the tail untouched, so it only becomes resident once used.
-                grown = np.empty((new_len, PAGE), dtype=np.float32)
-                grown[: self._used] = self.data[: self._used]
-                self.data = grown
-                self._flat = grown.reshape(-1)
-            ids[reuse:] = np.arange(self._used, need)
-            self._used = need
-        self.data[ids] = np.nan
-        return ids
+    def init_rows(self, b: int, rows: int) -> None:
+        """NaN-fill rows of pool block `b` up to `rows` (the first write reaching them)."""
+        have = int(self.init[b])
+        if rows > have:
+            r0 = b * BLOCK_ROWS
+            self.data[r0 + have : r0 + rows] = np.nan
+            self.init[b] = rows
 
-    def alloc_one(self) -> int:
-        """`alloc(1)` without the array overhead (the per-sample write path uses it)."""
-        if self._free:
-            page = self._free.pop()
-        elif self._used < len(self.data):
-            page = self._used
-            self._used += 1
-        else:
-            return int(self.alloc(1)[0])
-        self.data[page] = np.nan
-        return page
+    def resident_rows(self) -> int:
+        return int(self.init[: self._used].sum(dtype=np.int64))
 
-    def release(self, ids: np.ndarray | list[int]) -> None:
-        ids = [int(i) for i in ids if i >= 0]
-        self._free.extend(ids)
+
+class _Arena:
+    """Chunk ids of one class (a frequency, or exact-length arrays): free ids and a bump block."""
+
+    __slots__ = ("free", "block", "next_col")
+
+    def __init__(self) -> None:
+        self.free: list[int] = []
+        self.block = NO_ID
+        self.next_col = BLOCK_COLS
 
 
 class ChunkTable:
-    """Chunk metadata in parallel arrays; chunk data either in pool pages or in an exact array."""
+    """Chunk metadata in parallel arrays indexed by chunk id; data in block columns or arrays."""
 
-    def __init__(self, pool: PagePool, initial: int = 1024) -> None:
+    def __init__(self, pool: BlockPool, initial_blocks: int = 2) -> None:
         self.pool = pool
-        self.start = np.zeros(initial, dtype=np.int64)
-        self.length = np.zeros(initial, dtype=np.int32)
-        self.cap = np.zeros(initial, dtype=np.int32)
-        self.freq = np.ones(initial, dtype=np.int64)
-        self.prev = np.full(initial, NO_ID, dtype=np.int32)
-        self.next = np.full(initial, NO_ID, dtype=np.int32)
-        self.archived = np.zeros(initial, dtype=np.bool_)
-        self.is_array = np.zeros(initial, dtype=np.bool_)
-        self.pages = np.full((initial, PAGES_PER_CHUNK), NO_ID, dtype=np.int32)
+        n = initial_blocks * BLOCK_COLS
+        self.start = np.zeros(n, dtype=np.int64)
+        self.length = np.zeros(n, dtype=np.int32)
+        self.cap = np.zeros(n, dtype=np.int32)
+        self.freq = np.ones(n, dtype=np.int32)
+        self.prev = np.full(n, NO_ID, dtype=np.int32)
+        self.archived = np.zeros(n, dtype=np.bool_)
+        self.is_array = np.zeros(n, dtype=np.bool_)
         self.arrays: dict[int, np.ndarray] = {}
-        self._used = 0
-        self._free: list[int] = []
+        # per chunk block: first element of its data in pool.flat (-1 for array blocks),
+        # its pool block, its arena and its live chunk count
+        self.b_base = np.zeros(initial_blocks, dtype=np.int64)
+        self.b_pool = np.zeros(initial_blocks, dtype=np.int32)
+        self.b_live = np.zeros(initial_blocks, dtype=np.int32)
+        self.b_class: list[int] = []
+        self._arenas: dict[int, _Arena] = {}
+
+    # ------------------------------------------------------------------ allocation
+
+    def _new_block(self, cls: int) -> int:
+        blk = len(self.b_class)
+        self.b_class.append(cls)
+        if blk >= len(self.b_base):
+            self.b_base = _grow(self.b_base, blk + 1)
+            self.b_pool = _grow(self.b_pool, blk + 1)
+            self.b_live = _grow(self.b_live, blk + 1)
+            size = len(self.b_base) * BLOCK_COLS
+            self.start = _grow(self.start, size)
+            self.length = _grow(self.length, size)
+            self.cap = _grow(self.cap, size)
+            self.freq = _grow(self.freq, size)
+            self.prev = _grow(self.prev, size)
+            self.archived = _grow(self.archived, size)
+            self.is_array = _grow(self.is_array, size)
+        if cls == ARRAY_CLASS:
+            self.b_pool[blk] = NO_ID
+            self.b_base[blk] = NO_ID
+        else:
+            pb = self.pool.new_block()
+            self.b_pool[blk] = pb
+            self.b_base[blk] = pb * BLOCK_ROWS * BLOCK_COLS
+        self.b_live[blk] = 0
+        self.length[blk * BLOCK_COLS : (blk + 1) * BLOCK_COLS] = 0
+        return blk
+
+    def _take(self, cls: int, count: int) -> np.ndarray:
+        """`count` unused chunk ids of class `cls`: freed ones first, then fresh columns."""
+        arena = self._arenas.get(cls)
+        if arena is None:
+            arena = self._arenas[cls] = _Arena()
+        ids = np.empty(count, dtype=np.int64)
+        reuse = min(count, len(arena.free))
+        if reuse:
+            ids[:reuse] = arena.free[-reuse:]
+            del arena.free[-reuse:]
+        got = reuse
+        while got < count:
+            if arena.next_col >= BLOCK_COLS:
+                arena.block = self._new_block(cls)
+                arena.next_col = 0
+            k = min(count - got, BLOCK_COLS - arena.next_col)
+            first = arena.block * BLOCK_COLS + arena.next_col
+            ids[got : got + k] = np.arange(first, first + k)
+            arena.next_col += k
+            got += k
+        np.add.at(self.b_live, ids >> BLOCK_SHIFT, 1)
+        return ids
+
+    def _take_one(self, cls: int) -> int:
+        arena = self._arenas.get(cls)
+        if arena is not None and arena.free:
+            cid = arena.free.pop()
+            self.b_live[cid >> BLOCK_SHIFT] += 1
+            return cid
+        return int(self._take(cls, 1)[0])
 
     def live_count(self) -> int:
-        return self._used - len(self._free)
+        return int(self.b_live.sum(dtype=np.int64)) if self.b_class else 0
 
     def total_length(self) -> int:
         """Samples in all live chunks (released chunks keep length 0)."""
-        return int(self.length[: self._used].sum(dtype=np.int64))
-
-    def _ensure(self, size: int) -> None:
-        if size <= len(self.start):
-            return
-        self.start = _grow(self.start, size)
-        self.length = _grow(self.length, size)
-        self.cap = _grow(self.cap, size)
-        self.freq = _grow(self.freq, size)
-        self.prev = _grow(self.prev, size)
-        self.next = _grow(self.next, size)
-        self.archived = _grow(self.archived, size)
-        self.is_array = _grow(self.is_array, size)
-        self.pages = _grow(self.pages, size)
+        n = len(self.b_class) * BLOCK_COLS
+        return int(self.length[:n].sum(dtype=np.int64))
 
     def new(self, start: int, freq: int, data: np.ndarray | None = None, archived: bool = False) -> int:
-        """Create a chunk: paged with capacity 512, or (data given) exact-length as restored."""
-        if self._free:
-            cid = self._free.pop()
+        """Create a chunk: capacity 512 for writes, or (data given) exact-length as restored."""
+        if data is not None and len(data) > CHUNK_CAP:
+            cid = self._take_one(ARRAY_CLASS)
+            arr = np.ascontiguousarray(data, dtype=np.float32)
+            self.arrays[cid] = arr
+            self.is_array[cid] = True
+            self.length[cid] = len(arr)
+            self.cap[cid] = len(arr)
         else:
-            cid = self._used
-            self._used += 1
-            self._ensure(self._used)
+            cid = self._take_one(freq)
+            self.is_array[cid] = False
+            if data is None:
+                self.length[cid] = 0
+                self.cap[cid] = CHUNK_CAP
+            else:
+                n = len(data)
+                self.length[cid] = n
+                self.cap[cid] = n
+                if n:
+                    self.pool.init_rows(int(self.b_pool[cid >> BLOCK_SHIFT]), n)
+                    self.column(cid)[:n] = data
         self.start[cid] = start
         self.freq[cid] = freq
         self.prev[cid] = NO_ID
-        self.next[cid] = NO_ID
         self.archived[cid] = archived
-        self.pages[cid] = NO_ID
-        if data is None:
-            self.length[cid] = 0
-            self.cap[cid] = CHUNK_CAP
-            self.is_array[cid] = False
-        else:
-            arr = np.ascontiguousarray(data, dtype=np.float32)
-            self.arrays[cid] = arr
-            self.length[cid] = len(arr)
-            self.cap[cid] = len(arr)
-            self.is_array[cid] = True
         return cid
 
     def new_many(self, starts: np.ndarray, freqs: np.ndarray) -> np.ndarray:
-        """Create empty paged chunks in bulk (first writes of many new series in one batch)."""
-        count = len(starts)
-        reuse = min(count, len(self._free))
-        ids = np.empty(count, dtype=np.int64)
-        if reuse:
-            ids[:reuse] = self._free[-reuse:]
-            del self._free[-reuse:]
-        if count > reuse:
-            ids[reuse:] = np.arange(self._used, self._used + count - reuse)
-            self._used += count - reuse
-            self._ensure(self._used)
+        """Create empty write chunks in bulk (first writes of many new series in one batch)."""
+        freqs = np.asarray(freqs)
+        ids = np.empty(len(starts), dtype=np.int64)
+        for f in np.unique(freqs).tolist():
+            sel = np.flatnonzero(freqs == f)
+            ids[sel] = self._take(int(f), len(sel))
         self.start[ids] = starts
         self.freq[ids] = freqs
         self.length[ids] = 0
         self.cap[ids] = CHUNK_CAP
         self.prev[ids] = NO_ID
-        self.next[ids] = NO_ID
         self.archived[ids] = False
         self.is_array[ids] = False
-        self.pages[ids] = NO_ID
         return ids
 
     def release(self, cid: int) -> None:
+        """Return a chunk's id; its column is reset to NaN for the next chunk that gets it."""
+        blk = cid >> BLOCK_SHIFT
         if self.is_array[cid]:
             self.arrays.pop(cid, None)
             self.is_array[cid] = False
         else:
-            pages = self.pages[cid]
-            used = pages[pages >= 0]
-            if len(used):
-                self.pool.release(used)
-            self.pages[cid] = NO_ID
+            n = int(self.pool.init[self.b_pool[blk]])
+            if n:
+                self.column(cid)[:n] = np.nan
         self.length[cid] = 0
         self.prev[cid] = NO_ID
-        self.next[cid] = NO_ID
-        self._free.append(cid)
+        self.b_live[blk] -= 1
+        self._arenas[self.b_class[blk]].free.append(cid)
+
+    # ------------------------------------------------------------------ data access
+
+    def column(self, cid: int) -> np.ndarray:
+        """All 512 slots of a block chunk (a strided view)."""
+        blk = cid >> BLOCK_SHIFT
+        r0 = int(self.b_pool[blk]) * BLOCK_ROWS
+        return self.pool.data[r0 : r0 + BLOCK_ROWS, cid & COL_MASK]
+
+    def elem_base(self, cids: np.ndarray) -> np.ndarray:
+        """Index in `pool.flat` of slot 0 of each (block) chunk; slot i is at `+ i * BLOCK_COLS`."""
+        return self.b_base[cids >> BLOCK_SHIFT] + (cids & COL_MASK)
+
+    def init_rows(self, cids: np.ndarray, rows: np.ndarray) -> None:
+        """Make sure slots `< rows` of the (block) chunks exist, NaN-filling rows first reached."""
+        pb = self.b_pool[cids >> BLOCK_SHIFT]
+        over = rows > self.pool.init[pb]
+        if not over.any():
+            return
+        pb = pb[over]
+        rows = rows[over]
+        need = np.zeros(int(pb.max()) + 1, dtype=np.int64)
+        np.maximum.at(need, pb, rows)
+        for b in np.flatnonzero(need).tolist():
+            self.pool.init_rows(b, int(need[b]))
 
     def values(self, cid: int) -> np.ndarray:
-        """The chunk's `length` values as float32 (a view for restored chunks, a copy for paged)."""
+        """The chunk's `length` values as float32 (a view: copy it to keep it)."""
         n = int(self.length[cid])
         if self.is_array[cid]:
             return self.arrays[cid][:n]
-        npages = (n + PAGE - 1) >> PAGE_SHIFT
-        pages = self.pages[cid, :npages]
-        pages = np.where(pages >= 0, pages, NAN_PAGE)
-        return self.pool.data[pages].reshape(-1)[:n]
+        return self.column(cid)[:n]
 
     def set_value(self, cid: int, idx: int, value: float) -> None:
         """Store one value at slot `idx` (< cap) and extend the length as the Go buffer does."""
         if self.is_array[cid]:
             self.arrays[cid][idx] = value
         else:
-            p = idx >> PAGE_SHIFT
-            page = int(self.pages[cid, p])
-            if page < 0:
-                page = self.pool.alloc_one()
-                self.pages[cid, p] = page
-            self.pool.data[page, idx & (PAGE - 1)] = value
+            blk = cid >> BLOCK_SHIFT
+            pb = int(self.b_pool[blk])
+            if idx >= self.pool.init[pb]:
+                self.pool.init_rows(pb, idx + 1)
+            self.pool.flat[int(self.b_base[blk]) + (cid & COL_MASK) + idx * BLOCK_COLS] = value
         if idx + 1 > self.length[cid]:
             self.length[cid] = idx + 1
 
@@ -226,9 +314,18 @@ class ChunkTable:
         return int(self.start[cid]) + f // 2 + int(self.length[cid]) * f
 
     def nbytes(self, cid: int) -> int:
+        """Bytes the chunk holds resident (its column's initialised rows, or its array)."""
         if self.is_array[cid]:
             return self.arrays[cid].nbytes
-        return int((self.pages[cid] >= 0).sum()) * PAGE * 4
+        return int(self.pool.init[self.b_pool[cid >> BLOCK_SHIFT]]) * 4
+
+    def data_bytes(self) -> int:
+        """Bytes of sample storage held by live chunks (as `nbytes` summed over them)."""
+        nb = len(self.b_class)
+        pb = self.b_pool[:nb]
+        rows = np.where(pb >= 0, self.pool.init[np.maximum(pb, 0)], 0).astype(np.int64)
+        arrays = sum(a.nbytes for a in self.arrays.values())
+        return int((rows * self.b_live[:nb]).sum()) * 4 + arrays
 
 
 def trunc_div(a: int, b: int) -> int:
@@ -325,18 +422,25 @@ def read_chain(
 def read_chains_alike(
     chunks: ChunkTable, chains: np.ndarray, segments: list[Segment], out: np.ndarray
 ) -> None:
-    """Accumulate many chains of identical paged layout (rows of `chains`, oldest chunk first)
+    """Accumulate many chains of identical block layout (rows of `chains`, oldest chunk first)
     into `out`, following one plan: one gather per segment instead of a read per chain."""
-    pool = chunks.pool.data
+    data = chunks.pool.data
+    flat = chunks.pool.flat
     for i, k, ordinal, slot in segments:
         if ordinal < 0:
             out[i : i + k] += np.nan
             continue
         cids = chains[:, ordinal]
-        p0 = slot >> PAGE_SHIFT
-        p1 = (slot + k - 1) >> PAGE_SHIFT
-        pages = chunks.pages[cids, p0 : p1 + 1]
-        pages = np.where(pages >= 0, pages, NAN_PAGE)
-        vals = pool[pages].reshape(len(cids), -1)
-        off = slot - (p0 << PAGE_SHIFT)
-        out[i : i + k] += vals[:, off : off + k].sum(axis=0, dtype=np.float64)
+        lo = int(cids.min())
+        hi = int(cids.max())
+        if hi - lo == len(cids) - 1:
+            # chunks created together have consecutive ids (chunk ids are unique): slices of rows
+            for blk in range(lo >> BLOCK_SHIFT, (hi >> BLOCK_SHIFT) + 1):
+                a = max(lo, blk << BLOCK_SHIFT) & COL_MASK
+                b = (min(hi, ((blk + 1) << BLOCK_SHIFT) - 1) & COL_MASK) + 1
+                r0 = int(chunks.b_pool[blk]) * BLOCK_ROWS + slot
+                out[i : i + k] += np.einsum("ij->i", data[r0 : r0 + k, a:b], dtype=np.float64)
+        else:
+            base = chunks.elem_base(cids)
+            part = flat[(np.arange(slot, slot + k, dtype=np.int64) * BLOCK_COLS)[:, None] + base[None, :]]
+            out[i : i + k] += np.einsum("ij->i", part, dtype=np.float64)

@@ -9,17 +9,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import repeat
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .buffer import (
+    BLOCK_COLS,
     NO_ID,
-    PAGE,
-    PAGE_SHIFT,
+    BlockPool,
     ChunkTable,
-    PagePool,
     _grow,
     plan_chain,
     read_chain,
@@ -87,21 +85,35 @@ class Level:
         self.series: dict[str, int] = {}
 
 
+class MetricIndex(dict[str, int]):
+    """Metric name -> number, carrying the store as `series_index` so that
+    `decode_store_batch(body, store.metric_index, ...)` numbers series through the store."""
+
+    __slots__ = ("series_index",)
+
+
 class MemoryStore:
-    """All series of all clusters, hosts and their components."""
+    """All series of all clusters, hosts and their components.
+
+    The series index is the level tree (names -> Level, metric -> series id) plus one prefix
+    cache per default cluster (line prefix bytes -> series id) that the line-protocol decoder
+    fills; no key string is kept per series unless someone asks for keys (the WAL).
+    """
 
     def __init__(self, metrics: Mapping[str, MetricConfig], initial_series: int = 1024) -> None:
         self.metrics: dict[str, MetricConfig] = dict(metrics)
-        self.metric_index: dict[str, int] = {name: i for i, name in enumerate(self.metrics)}
+        self.metric_index = MetricIndex((name, i) for i, name in enumerate(self.metrics))
+        self.metric_index.series_index = self
         self.root = Level()
-        self.pool = PagePool()
+        self.pool = BlockPool()
         self.chunks = ChunkTable(self.pool)
         self.s_head = np.full(initial_series, NO_ID, dtype=np.int32)
         self.s_freq = np.ones(initial_series, dtype=np.int64)
-        self._s_key: list[str | None] = []
         self._s_used = 0
         self._s_free: list[int] = []
-        self._cache: dict[str, int] = {}
+        self._prefix: dict[str, dict[bytes, Any]] = {}
+        # key string per series id, kept only once `series_keys` was asked for (the WAL)
+        self._keys: list[str | None] | None = None
 
     # ------------------------------------------------------------------ series and levels
 
@@ -111,23 +123,22 @@ class MemoryStore:
         else:
             sid = self._s_used
             self._s_used += 1
-            self._s_key.append(None)
             if sid >= len(self.s_head):
                 self.s_head = _grow(self.s_head, sid + 1)
                 self.s_freq = _grow(self.s_freq, sid + 1)
         self.s_head[sid] = NO_ID
         self.s_freq[sid] = self.metrics[metric].frequency
-        self._s_key[sid] = None
         return sid
 
     def _release_series(self, sid: int) -> None:
         for cid in self._chain(sid):
             self.chunks.release(cid)
         self.s_head[sid] = NO_ID
-        key = self._s_key[sid]
-        if key is not None:
-            self._cache.pop(key, None)
-            self._s_key[sid] = None
+        # cached prefixes may name this id, which will be reused: they are classified again
+        for cache in self._prefix.values():
+            cache.clear()
+        if self._keys is not None and sid < len(self._keys):
+            self._keys[sid] = None
         self._s_free.append(sid)
 
     def _find_level(self, selector: Sequence[str]) -> Level | None:
@@ -157,9 +168,7 @@ class MemoryStore:
         return sid
 
     def _series_for_key(self, key: str) -> int:
-        sid = self._cache.get(key)
-        if sid is not None:
-            return sid
+        """The series of a store key (`metric\\0cluster\\0host\\0type+id\\0stype+id`), created if new."""
         # interned: the same names recur in every host and would otherwise be stored per series
         metric, cluster, host, typecomp, stypecomp = map(sys.intern, key.split("\x00"))
         path = [cluster, host]
@@ -168,9 +177,38 @@ class MemoryStore:
             if stypecomp:
                 path.append(stypecomp)
         sid = self._series_at(self._get_level(path), metric)
-        self._s_key[sid] = key
-        self._cache[key] = sid
+        keys = self._keys
+        if keys is not None:
+            if sid >= len(keys):
+                keys.extend([None] * (sid + 1 - len(keys)))
+            keys[sid] = key
         return sid
+
+    # ------------------------------------------------------------------ SeriesIndex (line protocol)
+
+    def prefix_cache(self, default_cluster: str) -> dict[bytes, Any]:
+        """The decoder's cache of line prefixes for one default cluster (values: series ids)."""
+        cache = self._prefix.get(default_cluster)
+        if cache is None:
+            cache = self._prefix[default_cluster] = {}
+        return cache
+
+    def series_id(self, key: str) -> int:
+        return self._series_for_key(key)
+
+    def series_keys(self, sids: np.ndarray) -> list[str]:
+        """Store keys of series ids; from the first call on, keys are kept per series."""
+        keys = self._keys
+        if keys is None:
+            keys = self._keys = [None] * self._s_used
+            for path, metric, sid in self.iter_series():
+                if 2 <= len(path) <= 4:
+                    tcomp = path[2] if len(path) > 2 else ""
+                    scomp = path[3] if len(path) > 3 else ""
+                    keys[sid] = f"{metric}\x00{path[0]}\x00{path[1]}\x00{tcomp}\x00{scomp}"
+        if len(keys) < self._s_used:
+            keys.extend([None] * (self._s_used - len(keys)))
+        return list(map(keys.__getitem__, sids.tolist()))
 
     def _chain(self, sid: int) -> list[int]:
         """Chunk ids of a series, oldest first."""
@@ -192,7 +230,6 @@ class MemoryStore:
         head = int(self.s_head[sid])
         if head != NO_ID:
             self.chunks.prev[cid] = head
-            self.chunks.next[head] = cid
         self.s_head[sid] = cid
 
     def _write_sid(self, sid: int, ts: int, value: float) -> bool:
@@ -236,11 +273,15 @@ class MemoryStore:
         res = WriteResult()
         if n == 0:
             return res
-        get = self._cache.get
-        sids = np.array(list(map(get, batch.keys, repeat(-1))), dtype=np.int64)
-        missing = np.flatnonzero(sids < 0)
-        for i in missing.tolist():
-            sids[i] = self._series_for_key(batch.keys[i])
+        given = getattr(batch, "sids", None)  # set when decoded through this store's index
+        if given is not None:
+            sids = np.asarray(given, dtype=np.int64)
+        else:
+            memo: dict[str, int] = {}
+            for key in batch.keys:
+                if key not in memo:
+                    memo[key] = self._series_for_key(key)
+            sids = np.fromiter(map(memo.__getitem__, batch.keys), dtype=np.int64, count=n)
         ts = np.asarray(batch.times, dtype=np.int64)
         vals = np.asarray(batch.values, dtype=np.float64)
         chunks = self.chunks
@@ -278,17 +319,10 @@ class MemoryStore:
                 res.from_past += int((~ok).sum())
                 v_head, v_idx, v_vals = v_head[ok], v_idx[ok], v_vals[ok]
             if len(v_head):
-                pslot = v_idx >> PAGE_SHIFT
-                pages = chunks.pages[v_head, pslot].astype(np.int64)
-                need = pages < 0
-                if need.any():
-                    combo = v_head[need] * 8 + pslot[need]
-                    uniq, inv = np.unique(combo, return_inverse=True)
-                    new_pages = self.pool.alloc(len(uniq))
-                    chunks.pages[uniq >> 3, uniq & 7] = new_pages
-                    pages[need] = new_pages[inv]
-                self.pool.flat[pages * PAGE + (v_idx & (PAGE - 1))] = v_vals
-                np.maximum.at(chunks.length, v_head, (v_idx + 1).astype(np.int32))
+                need = (v_idx + 1).astype(np.int32)
+                chunks.init_rows(v_head, need)
+                self.pool.flat[chunks.elem_base(v_head) + v_idx * BLOCK_COLS] = v_vals
+                np.maximum.at(chunks.length, v_head, need)
                 res.written += len(v_head)
 
         if seq_rows is not None:
@@ -305,6 +339,20 @@ class MemoryStore:
     def _match(
         self, lvl: Level, selector: Sequence[str | Sequence[str]], metric: str, out: list[int]
     ) -> None:
+        if len(selector) == 1 and not isinstance(selector[0], str):
+            # the common last step (type-ids of a host): children with the series directly
+            s_head = self.s_head
+            children = lvl.children
+            for name in selector[0]:
+                child = children.get(name)
+                if child is None:
+                    continue
+                sid = child.series.get(metric)
+                if sid is not None and s_head[sid] != NO_ID:
+                    out.append(sid)
+                else:
+                    self._match(child, (), metric, out)
+            return
         if not selector:
             sid = lvl.series.get(metric)
             if sid is not None and self.s_head[sid] != NO_ID:
@@ -591,8 +639,7 @@ class MemoryStore:
 
     def size_in_bytes(self) -> int:
         """Bytes held by sample storage (pages in use plus restored arrays)."""
-        arrays = sum(a.nbytes for a in self.chunks.arrays.values())
-        return self.pool.allocated() * PAGE * 4 + arrays
+        return self.chunks.data_bytes()
 
     def sample_count(self) -> int:
         return self.chunks.total_length()
