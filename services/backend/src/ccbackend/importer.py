@@ -6,15 +6,17 @@ are always `<metric>_avg` with the average, energy metrics of type `power` give
 round2(avg × nodes × duration / 3.6e6) kWh), and apply the sanity checks of start_job.  Jobs that fail
 are skipped and counted by `-init-db`; `-import-job` stops at the first bad pair.
 
-`init_db` is built for large archives: meta.json files are read and turned into rows in worker
-threads while the previous batch is inserted, and the per-job work is a handful of dict lookups
-(footprint plans are computed once per subcluster).
+`init_db` is built for large archives: worker processes (threads for small archives) read the
+meta.json files and turn them into final `job` rows while the parent inserts the previous batch.
+Well-formed files are decoded by msgspec straight into typed structs (`RowConverter`); every file the
+fast path does not accept as-is goes through the Job model, which decides and words the skip.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import math
 import multiprocessing
@@ -22,32 +24,36 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Annotated, Any, NamedTuple, TextIO
 
+import msgspec
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from .model import JOB_STATES, SHARED_VALUES, BadRequest, Job, MonitoringStatus
+from .model import JOB_STATES, SHARED_VALUES, BadRequest, Job, JobTag, MonitoringStatus
 
 __all__ = [
     "BATCH_SIZE",
     "ImportError_",
     "JobCheckError",
     "JobConverter",
+    "RowBatch",
+    "RowConverter",
     "import_jobs",
     "init_db",
     "parse_import_flag",
     "round2",
+    "row_job",
 ]
 
 log = logging.getLogger("ccbackend.importer")
 
 BATCH_SIZE = 1000
-"""Jobs per `insert_jobs` call (one transaction each)."""
+"""Jobs per `insert_jobs` call (one transaction each) for repositories without `insert_job_rows`."""
 
 _ARCHIVED = int(MonitoringStatus.ARCHIVING_SUCCESSFUL)
 _EXCLUSIVE_TO_SHARED = {0: "multi_user", 1: "none", 2: "single_user"}
@@ -281,6 +287,220 @@ def _describe(e: ValidationError) -> str:
     return f"field '{path}': {msg}"
 
 
+# ------------------------------------------------------------------------------- meta.json → row
+
+_I64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
+
+
+class _Stat(msgspec.Struct, gc=False):
+    avg: float | None = None
+
+
+class _Resource(msgspec.Struct, omit_defaults=True, gc=False):
+    """A meta.json resource; field order and omitted nulls as the `resources` column stores it."""
+
+    hostname: str
+    hwthreads: list[_I64] | None = None
+    accelerators: list[str] | None = None
+    configuration: str | None = None
+
+
+class _Tag(msgspec.Struct, gc=False):
+    type: str
+    name: str
+
+
+class _Meta(msgspec.Struct, gc=False):
+    """The meta.json keys a job row needs, with exactly the types the Job model accepts (no coercion)."""
+
+    jobId: _I64
+    cluster: str = ""
+    subCluster: str = ""
+    user: str = ""
+    project: str = ""
+    partition: str = ""
+    jobState: str | None = None
+    shared: str | None = None
+    exclusive: int = 1
+    arrayJobId: _I64 = 0
+    numNodes: _I64 | None = None
+    numHwthreads: _I64 | None = None
+    numAcc: _I64 | None = None
+    smt: _I64 = 0
+    duration: _I64 | None = None
+    walltime: _I64 = 0
+    requestedMemory: _I64 = 0
+    submitTime: _I64 = 0
+    startTime: _I64 = 0
+    resources: list[_Resource] | None = None
+    metaData: dict[str, str] | None = None
+    statistics: dict[str, _Stat] | None = None
+    tags: list[_Tag] | None = None
+
+
+Row = tuple[Any, ...]
+"""Values of one `job` row in `repository._query.INSERT_COLUMNS` order."""
+TagKeys = tuple[tuple[str, str], ...]
+"""(type, name) of the tags of one job (created with scope global)."""
+
+
+class RowConverter:
+    """meta.json → (job row, tag keys), with the checks and results of `JobConverter.convert`.
+
+    Well-formed files take a fast path (msgspec decodes straight into typed structs); anything the fast
+    path does not accept as-is is handed to `JobConverter` (orjson + pydantic), so skip decisions and
+    their messages are exactly those of the model path.  Thread-safe.
+    """
+
+    def __init__(self, conv: JobConverter) -> None:
+        self.conv = conv
+        self._decoder = msgspec.json.Decoder(_Meta)
+        self._encode = msgspec.json.Encoder().encode
+
+    def from_json(self, raw: bytes | memoryview, cluster: str, job_id: int, start_time: int, where: str) -> tuple[Row, TagKeys]:
+        """Row of the meta.json text `raw` found at <cluster>/<job_id>/<start_time>; JobCheckError to skip it."""
+        try:
+            m = self._decoder.decode(raw)
+        except msgspec.MsgspecError:
+            m = None
+        if m is not None and m.jobId == job_id and m.startTime == start_time and m.cluster == cluster:
+            out = self._fast(m)
+            if out is not None:
+                return out
+        try:
+            d = orjson.loads(raw)
+        except orjson.JSONDecodeError as e:
+            raise JobCheckError(f"{where}: corrupt meta.json: invalid JSON: {e}") from None
+        return self.from_dict(d, cluster, job_id, start_time, where, fast=False)
+
+    def from_dict(
+        self, d: Any, cluster: str, job_id: int, start_time: int, where: str, *, fast: bool = True
+    ) -> tuple[Row, TagKeys]:
+        """Row of a decoded meta.json object (archives that hand out dicts); JobCheckError to skip it."""
+        _check_location(d, cluster, job_id, start_time, where)
+        if fast:
+            try:
+                out = self._fast(msgspec.convert(d, _Meta))
+            except msgspec.MsgspecError:
+                out = None
+            if out is not None:
+                return out
+        return self.slow(d, where)
+
+    def slow(self, d: Any, where: str) -> tuple[Row, TagKeys]:
+        """The model path: JobConverter.convert, then the row the repository would store for the Job."""
+        from .repository import _query as q
+
+        job = self.conv.convert(d, where)
+        row = q.job_row(job)
+        for col, v in zip(q.INSERT_COLUMNS, row, strict=True):
+            if type(v) is int and not _I64_MIN <= v <= _I64_MAX:
+                raise JobCheckError(f"{where}: {col}: integer {v} out of the 64-bit range")
+        return row, tuple((t.type, t.name) for t in job.tags or ())
+
+    def _fast(self, m: _Meta) -> tuple[Row, TagKeys] | None:
+        """The row of an already type-checked job, or None when any check fails (the model path decides)."""
+        plan = self.conv._plans.get((m.cluster, m.subCluster))
+        if type(plan) is not _Plan:
+            return None
+        resources = m.resources
+        num_nodes = m.numNodes or 0
+        num_hw = m.numHwthreads or 0
+        num_acc = m.numAcc or 0
+        shared = m.shared
+        if shared is None:
+            shared = _EXCLUSIVE_TO_SHARED.get(m.exclusive, "none")
+        if (
+            m.jobState not in _STATES
+            or not resources
+            or not m.user
+            or num_nodes < 1
+            or num_hw < 0
+            or num_acc < 0
+            or len(resources) != num_nodes
+            or shared not in _SHARED
+        ):
+            return None
+        duration = m.duration or 0
+        stats = m.statistics or {}
+        footprint = {}
+        for metric in plan.footprint:
+            s = stats.get(metric)
+            footprint[f"{metric}_avg"] = 0.0 if s is None or s.avg is None else s.avg
+        energy_fp = {}
+        total = 0.0
+        for metric, kind in plan.energy:
+            if kind == "power":
+                s = stats.get(metric)
+                avg = 0.0 if s is None or s.avg is None else s.avg
+                e = round2(avg * num_nodes * (duration / 3600.0) / 1000.0)
+            else:
+                e = 0.0
+            energy_fp[metric] = e
+            total += e
+        row = (
+            m.jobId,
+            m.cluster,
+            m.subCluster,
+            m.submitTime,
+            m.startTime,
+            m.user,
+            m.project,
+            m.partition,
+            m.arrayJobId,
+            duration,
+            m.walltime,
+            m.jobState,
+            orjson.dumps(m.metaData).decode(),
+            self._encode(resources).decode(),
+            num_nodes,
+            num_hw,
+            num_acc,
+            m.smt,
+            shared,
+            _ARCHIVED,
+            round2(total),
+            orjson.dumps(energy_fp).decode(),
+            orjson.dumps(footprint).decode(),
+        )
+        tags = m.tags
+        return row, (tuple((t.type, t.name) for t in tags) if tags else ())
+
+
+def row_job(row: Row, tags: TagKeys) -> Job:
+    """The Job a row stands for (repositories without `insert_job_rows` take Jobs)."""
+    from .repository import _query as q
+
+    d = dict(zip(q.INSERT_COLUMNS, row, strict=True))
+    return Job(
+        job_id=d["job_id"],
+        cluster=d["cluster"],
+        sub_cluster=d["subcluster"],
+        submit_time=d["submit_time"],
+        start_time=d["start_time"],
+        user=d["hpc_user"],
+        project=d["project"],
+        partition=d["cluster_partition"],
+        array_job_id=d["array_job_id"],
+        duration=d["duration"],
+        walltime=d["walltime"],
+        job_state=d["job_state"],
+        meta_data=orjson.loads(d["meta_data"]),
+        resources=orjson.loads(d["resources"]),
+        num_nodes=d["num_nodes"],
+        num_hwthreads=d["num_hwthreads"],
+        num_acc=d["num_acc"],
+        smt=d["smt"],
+        shared=d["shared"],
+        monitoring_status=d["monitoring_status"],
+        energy=d["energy"],
+        energy_footprint=orjson.loads(d["energy_footprint"]),
+        footprint=orjson.loads(d["footprint"]),
+        tags=[JobTag(type=t, name=n, scope="global") for t, n in tags] or None,
+    )
+
+
 # ------------------------------------------------------------------------------------- progress
 
 
@@ -322,11 +542,15 @@ class _Progress:
 # -------------------------------------------------------------------------------------- init-db
 
 
-Batch = tuple[list[Any], list[str]]
-"""What a unit of work returns: converted jobs (or encoded job objects) and error messages."""
+class RowBatch(NamedTuple):
+    """What a unit of work returns: ready rows, their tags as (row index, type, name), skip messages."""
+
+    rows: list[Row]
+    tags: list[tuple[int, str, str]]
+    errors: list[str]
 
 
-def _check_location(d: dict[str, Any], cluster: str, job_id: int, start_time: int, where: str) -> None:
+def _check_location(d: Any, cluster: str, job_id: int, start_time: int, where: str) -> None:
     if type(d) is dict and (d.get("startTime") != start_time or d.get("jobId") != job_id or d.get("cluster") != cluster):
         raise JobCheckError(
             f"{where}: jobId/cluster/startTime in meta.json ({d.get('jobId')}/{d.get('cluster')}/"
@@ -334,22 +558,26 @@ def _check_location(d: dict[str, Any], cluster: str, job_id: int, start_time: in
         )
 
 
-def _load_keys(archive: Any, keys: Sequence[Any], handle: Callable[[dict[str, Any], str], Any]) -> Batch:
-    """Read and convert the meta.json of `keys` through the archive interface (a worker thread)."""
-    out: list[Any] = []
-    errors: list[str] = []
+def _add(out: RowBatch, converted: tuple[Row, TagKeys]) -> None:
+    row, tags = converted
+    for t, n in tags:
+        out.tags.append((len(out.rows), t, n))
+    out.rows.append(row)
+
+
+def _load_keys(rc: RowConverter, archive: Any, keys: Sequence[Any]) -> RowBatch:
+    """Rows for `keys`, read through the archive interface (non-file archives; a worker thread)."""
+    out = RowBatch([], [], [])
     load = archive.load_meta_dict
     for cluster, job_id, start_time in keys:
         where = f"{cluster}/{job_id // 1000}/{job_id % 1000:03d}/{start_time}/meta.json"
         try:
-            d = load(cluster, job_id, start_time)
-            _check_location(d, cluster, job_id, start_time, where)
-            out.append(handle(d, where))
+            _add(out, rc.from_dict(load(cluster, job_id, start_time), cluster, job_id, start_time, where))
         except JobCheckError as e:
-            errors.append(str(e))
+            out.errors.append(str(e))
         except Exception as e:  # noqa: BLE001 - ArchiveError and decoding problems: skip the job
-            errors.append(str(e) or f"{where}: {type(e).__name__}")
-    return out, errors
+            out.errors.append(str(e) or f"{where}: {type(e).__name__}")
+    return out
 
 
 def _numeric_dirs(path: str) -> list[tuple[int, str]]:
@@ -363,14 +591,32 @@ def _numeric_dirs(path: str) -> list[tuple[int, str]]:
     return out
 
 
-def _load_l1(cluster: str, l1: int, l1_path: str, handle: Callable[[dict[str, Any], str], Any]) -> Batch:
-    """Every job below one `<cluster>/<jobId // 1000>` directory of a file archive."""
-    out: list[Any] = []
-    errors: list[str] = []
+_READ_SIZE = 1 << 16
+"""Read buffer per unit of work; larger meta.json files are read in full separately."""
+
+
+def _read_meta(fd: int, buf: bytearray, view: memoryview) -> memoryview | bytes:
+    n = os.readv(fd, [buf])
+    if n < len(buf):
+        return view[:n]
+    chunks = [bytes(buf)]
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _load_l1(rc: RowConverter, cluster: str, l1: int, l1_path: str) -> RowBatch:
+    """Rows for every job below one `<cluster>/<jobId // 1000>` directory of a file archive."""
+    out = RowBatch([], [], [])
+    errors = out.errors
     try:
         l2_dirs = _numeric_dirs(l1_path)
     except OSError as e:
-        return out, [f"{l1_path}: cannot list directory: {e.strerror or e}"]
+        errors.append(f"{l1_path}: cannot list directory: {e.strerror or e}")
+        return out
+    buf = bytearray(_READ_SIZE)
+    view = memoryview(buf)
+    convert = rc.from_json
     for l2, l2_path in l2_dirs:
         job_id = l1 * 1000 + l2
         try:
@@ -381,8 +627,7 @@ def _load_l1(cluster: str, l1: int, l1_path: str, handle: Callable[[dict[str, An
         for start_time, d in starts:
             where = f"{d}/meta.json"
             try:
-                with open(where, "rb") as f:
-                    raw = f.read()
+                fd = os.open(where, os.O_RDONLY)
             except FileNotFoundError:
                 errors.append(f"{where}: job not found (no meta.json)")
                 continue
@@ -390,48 +635,48 @@ def _load_l1(cluster: str, l1: int, l1_path: str, handle: Callable[[dict[str, An
                 errors.append(f"{where}: cannot read: {e.strerror or e}")
                 continue
             try:
-                obj = orjson.loads(raw)
-                _check_location(obj, cluster, job_id, start_time, where)
-                out.append(handle(obj, where))
-            except orjson.JSONDecodeError as e:
-                errors.append(f"{where}: corrupt meta.json: invalid JSON: {e}")
+                raw = _read_meta(fd, buf, view)
+            except OSError as e:
+                errors.append(f"{where}: cannot read: {e.strerror or e}")
+                continue
+            finally:
+                os.close(fd)
+            try:
+                _add(out, convert(raw, cluster, job_id, start_time, where))
             except JobCheckError as e:
                 errors.append(str(e))
-    return out, errors
+    return out
 
 
-# worker processes (large file archives): they read, check and prepare; the parent validates and inserts
-_PROC_CONV: JobConverter | None = None
+# worker processes (large file archives): they read, check and build final rows; the parent inserts
+_PROC_RC: RowConverter | None = None
 
 
 def _proc_init(root: str) -> None:
     """Initializer of a worker process: its own view of the archive's clusters, quiet logging."""
-    global _PROC_CONV
+    global _PROC_RC
     from .archive.fs import FsArchive
     from .clusters import ClusterRegistry
 
     logging.disable(logging.CRITICAL)  # problems come back as messages; the parent logs them once
-    _PROC_CONV = JobConverter(ClusterRegistry.from_archive(FsArchive(root)))
+    registry = ClusterRegistry.from_archive(FsArchive(root))
+    _PROC_RC = RowConverter(_converter(registry))
+    gc.freeze()  # the registry and plans are permanent: keep them out of every collection
 
 
-def _proc_encode(d: dict[str, Any], where: str) -> tuple[str, bytes]:
-    assert _PROC_CONV is not None
-    return where, orjson.dumps(_PROC_CONV.prepare(d, where))
+def _proc_load_l1(cluster: str, l1: int, l1_path: str) -> RowBatch:
+    assert _PROC_RC is not None
+    return _load_l1(_PROC_RC, cluster, l1, l1_path)
 
 
-def _proc_load_l1(cluster: str, l1: int, l1_path: str) -> Batch:
-    return _load_l1(cluster, l1, l1_path, _proc_encode)
-
-
-def _decode_jobs(items: list[tuple[str, bytes]], errors: list[str]) -> list[Job]:
-    """Validate the job objects prepared by a worker process into Jobs (errors appended)."""
-    jobs = []
-    for where, raw in items:
-        try:
-            jobs.append(Job.model_validate_json(raw))
-        except ValidationError as e:
-            errors.append(f"{where}: {_describe(e)}")
-    return jobs
+def _converter(registry: Any) -> JobConverter:
+    """A JobConverter with the plan of every subcluster made up front (one warning per problem)."""
+    conv = JobConverter(registry)
+    for c in registry.names():
+        for sc in registry.get(c).sub_clusters:
+            with contextlib.suppress(JobCheckError):
+                conv._plan(c, sc.name)
+    return conv
 
 
 def _tasks(archive: Any, batch_size: int) -> tuple[list[tuple[str, int, str]], list[Sequence[Any]]]:
@@ -466,20 +711,17 @@ async def init_db(
     """Rebuild job/tag/jobtag from the archive; returns (imported, skipped, seconds).
 
     All rows of job, tag and jobtag are deleted first (running jobs in `job` are lost, `job_cache` is
-    untouched).  Bad jobs are logged, skipped and counted.  meta.json files are read by `workers`
-    threads, or worker processes for large file archives (`processes`: None = automatic, from
-    PROCESS_THRESHOLD directories on; default workers: 2 threads, or one process per CPU up to 8),
-    while the previous batch is inserted.
+    untouched).  Bad jobs are logged, skipped and counted.  meta.json files are read and turned into
+    final rows by `workers` threads, or worker processes for large file archives (`processes`: None =
+    automatic, from PROCESS_THRESHOLD directories on; default workers: 2 threads, or one process per
+    CPU up to 8), while the parent inserts the previous batch (`insert_job_rows` when the repository
+    has it, else `insert_jobs`; at most `batch_size` jobs per transaction with `insert_jobs`).
     """
     t0 = time.perf_counter()
     await repo.delete_all_jobs()
     log.info("Building job table...")
     dirs, chunks = await asyncio.to_thread(_tasks, archive, batch_size)
-    conv = JobConverter(registry)
-    for c in registry.names():  # one warning per problem up front, whatever reads the files
-        for sc in registry.get(c).sub_clusters:
-            with contextlib.suppress(JobCheckError):
-                conv._plan(c, sc.name)
+    rc = RowConverter(_converter(registry))
     use_procs = bool(dirs) and (processes if processes is not None else len(dirs) >= PROCESS_THRESHOLD)
     if workers is None:
         workers = max(2, min(8, os.cpu_count() or 2)) if use_procs else 2
@@ -487,34 +729,42 @@ async def init_db(
     ntasks = len(dirs) + len(chunks)
     imported = skipped = done = finished = 0
     loop = asyncio.get_running_loop()
-    pending: deque[asyncio.Future[Batch]] = deque()
+    pending: deque[asyncio.Future[RowBatch]] = deque()
+    insert_rows = getattr(repo, "insert_job_rows", None)
 
-    async def insert(jobs: list[Job]) -> None:
+    async def insert(rows: list[Row], tags: list[tuple[int, str, str]]) -> None:
         nonlocal imported, skipped
-        ids = await repo.insert_jobs(jobs)
-        for job, id_ in zip(jobs, ids, strict=True):
+        if insert_rows is not None:
+            ids = await insert_rows(rows, tags)
+        else:
+            per_job: list[list[tuple[str, str]]] = [[] for _ in rows]
+            for i, t, n in tags:
+                per_job[i].append((t, n))
+            ids = []
+            for i in range(0, len(rows), batch_size):
+                jobs = [row_job(r, tuple(per_job[i + k])) for k, r in enumerate(rows[i : i + batch_size])]
+                ids += await repo.insert_jobs(jobs)
+        for row, id_ in zip(rows, ids, strict=True):
             if id_ is None:
                 skipped += 1
                 log.error(
                     "init-db: skipping job %d on %s started at %d: already in the database (duplicate)",
-                    job.job_id,
-                    job.cluster,
-                    job.start_time,
+                    row[0],
+                    row[1],
+                    row[4],
                 )
-            else:
-                imported += 1
+        imported += len(rows)
+        imported -= ids.count(None)
 
     async def drain_one() -> None:
         nonlocal skipped, done, finished
-        items, errors = await pending.popleft()
-        jobs = _decode_jobs(items, errors) if use_procs else items
-        for msg in errors:
+        batch = await pending.popleft()
+        for msg in batch.errors:
             log.error("init-db: skipping job: %s", msg)
-        skipped += len(errors)
-        done += len(errors)
-        for i in range(0, len(jobs), batch_size):
-            await insert(jobs[i : i + batch_size])
-        done += len(jobs)
+        skipped += len(batch.errors)
+        if batch.rows:
+            await insert(batch.rows, batch.tags)
+        done += len(batch.errors) + len(batch.rows)
         finished += 1
         bar.update(done, finished / ntasks)
 
@@ -529,8 +779,8 @@ async def init_db(
         submit = [(_proc_load_l1, t) for t in dirs]
     else:
         pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="init-db")
-        submit = [(_load_l1, (*t, conv.convert)) for t in dirs]
-        submit += [(_load_keys, (archive, keys, conv.convert)) for keys in chunks]
+        submit = [(_load_l1, (rc, *t)) for t in dirs]
+        submit += [(_load_keys, (rc, archive, keys)) for keys in chunks]
     ahead = max(1, workers) + 1
     # the job table is empty now: let the repository drop its indexes and build them once at the end
     bulk = getattr(repo, "bulk_import", None)
