@@ -8,6 +8,7 @@ and energy values are computed by hand from the statistics in the meta.json file
 from __future__ import annotations
 
 import io
+import json
 import logging
 import shutil
 from collections.abc import AsyncIterator
@@ -324,3 +325,144 @@ def test_converter_agrees_with_jobstats_import_mode(tmp_path: Path) -> None:
         job = JobConverter(registry).convert(m, "meta.json")
         assert job.footprint == jobstats.footprint(job, m["statistics"], registry, import_mode=True)
         assert (job.energy_footprint, job.energy) == jobstats.energy_footprint(job, m["statistics"], registry)
+
+
+# ------------------------------------------------------------------- fast row path vs model path
+
+
+def _rc(tmp_path: Path) -> Any:
+    from ccbackend.importer import RowConverter
+
+    archive = new_archive(tmp_path / "archive")
+    return RowConverter(JobConverter(ClusterRegistry.from_archive(archive)))
+
+
+FAST_CASES: dict[str, dict[str, Any]] = {
+    "plain": {},
+    "int averages and a missing power metric": {
+        "statistics": {"cpu_load": {"avg": 3}, "mem_used": {"avg": 0}, "other": {"avg": 1.25, "unit": {}}}},
+    "no statistics, legacy exclusive": {"statistics": ..., "shared": ..., "exclusive": 0},
+    "null statistics and metaData": {"statistics": None, "metaData": None},
+    "resources with every field and unknown keys": {
+        "numNodes": 1, "numHwthreads": 4, "numAcc": 2,
+        "resources": [{"configuration": "c", "accelerators": ["0", "1"], "hwthreads": [0, 1, 2, 3],
+                       "hostname": "n01", "legacy": True}]},
+    "empty hwthreads list kept": {"numNodes": 1, "resources": [{"hostname": "n01", "hwthreads": []}]},
+    "unicode and escapes in strings": {
+        "project": "pröject \u2028", "metaData": {"jobScript": "#!/bin/sh\n\techo \"hi\" \\ \u00e9\U0001F600\x01"}},
+    "tags with scope and id": {"tags": [{"type": "app", "name": "vasp", "scope": "alice", "id": 7},
+                                        {"type": "class", "name": "x"}]},
+    "empty tags, nulls for optional counts": {"tags": [], "numHwthreads": None, "numAcc": None, "duration": None},
+    "running job, submit time, array id, smt": {"jobState": "running", "submitTime": 1699999000,
+                                                 "arrayJobId": 77, "smt": 2, "requestedMemory": 1 << 40},
+    "unknown top-level keys": {"energy": 99, "footprint": {"x": 1}, "monitoringStatus": 1,
+                               "concurrentJobs": {"items": None, "count": 0}, "whatever": [1, 2]},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(FAST_CASES), ids=list(FAST_CASES))
+def test_fast_rows_equal_model_rows(tmp_path: Path, case: str) -> None:
+    """Well-formed files take the fast path, and its row and tags are exactly what the Job model gives."""
+    rc = _rc(tmp_path)
+    m = meta(5, 1700000000, **FAST_CASES[case])
+    raw = orjson.dumps(m)
+    fast = rc._fast(rc._decoder.decode(raw))
+    assert fast is not None, "fast path refused a well-formed file"
+    assert fast == rc.slow(orjson.loads(raw), "x/meta.json")
+    assert rc.from_json(raw, "imp", 5, 1700000000, "x/meta.json") == fast
+    assert rc.from_dict(orjson.loads(raw), "imp", 5, 1700000000, "x/meta.json") == fast
+
+
+SLOW_CASES: dict[str, tuple[dict[str, Any], str | None]] = {
+    # accepted by the model (lax) but not by the fast path's exact types: same row as the model path
+    "integer-valued float count": ({"numNodes": 2.0}, None),
+    "walltime as digit string": ({"walltime": "86400"}, None),
+    "non-object statistics of other metrics": ({"statistics": {"cpu_load": {"avg": 2.5}, "odd": 5}}, None),
+    "non-object statistics of a footprint metric": ({"statistics": {"cpu_load": [1]}}, None),
+    # refused: the model path's messages
+    "footprint average not a number": ({"statistics": {"cpu_load": {"avg": "high"}}},
+                                       "field 'statistics.cpu_load.avg': expected a number"),
+    "boolean average": ({"statistics": {"cpu_power": {"avg": True}}}, "field 'statistics.cpu_power.avg'"),
+    "tag without name": ({"tags": [{"type": "app"}]}, "field 'tags[0].name'"),
+    "hostname missing": ({"resources": [{"hostname": "n01"}, {"hwthreads": [1]}]}, "field 'resources[1].hostname'"),
+    "metaData value not a string": ({"metaData": {"jobName": 5}}, "field 'metaData.jobName'"),
+    "null partition": ({"partition": None}, "field 'partition'"),
+    "negative accelerators": ({"numAcc": -1}, "'numNodes', 'numAcc' or 'numHWThreads' invalid"),
+    "integer beyond int64": ({"walltime": 2**63}, "walltime: integer 9223372036854775808 out of the 64-bit range"),
+    "huge hwthread": ({"numNodes": 1, "resources": [{"hostname": "n01", "hwthreads": [2**64]}]}, "resources"),
+    "bad shared": ({"shared": "some"}, "field 'shared': must be one of none, single_user, multi_user"),
+    "not a list of resources": ({"resources": {"hostname": "n01"}}, "'resources' and 'user' should not be empty"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(SLOW_CASES), ids=list(SLOW_CASES))
+def test_files_the_fast_path_refuses_get_the_model_decision(tmp_path: Path, case: str) -> None:
+    rc = _rc(tmp_path)
+    kw, error = SLOW_CASES[case]
+    raw = json.dumps(meta(5, 1700000000, **kw)).encode()  # the stdlib writes integers beyond 64 bits too
+    try:
+        m = rc._decoder.decode(raw)
+    except Exception:  # noqa: BLE001 - refused by the decoder is one way to leave the fast path
+        m = None
+    assert m is None or rc._fast(m) is None
+    if error is None:
+        got = rc.from_json(raw, "imp", 5, 1700000000, "x/meta.json")
+        assert got == rc.slow(orjson.loads(raw), "x/meta.json")
+    else:
+        with pytest.raises(JobCheckError) as e:
+            rc.from_json(raw, "imp", 5, 1700000000, "x/meta.json")
+        assert str(e.value).startswith("x/meta.json: ") and error in str(e.value)
+
+
+@pytest.mark.asyncio
+async def test_init_db_large_meta_json_and_key_reader(tmp_path: Path) -> None:
+    """A meta.json beyond the read buffer is read whole; the non-file reader (`_load_keys`) gives the same rows."""
+    from ccbackend.importer import RowConverter, _load_keys, _load_l1
+
+    root = tmp_path / "archive"
+    archive = new_archive(root)
+    script = "echo " + "x" * 200_000
+    write_job(root, meta(1001, 1700000000, metaData={"jobScript": script}, tags=[{"type": "app", "name": "big"}]))
+    write_job(root, meta(1002, 1700000000))
+    write_job(root, meta(1003, 1700000000, jobState="stopped"))
+    registry = ClusterRegistry.from_archive(archive)
+    rc = RowConverter(JobConverter(registry))
+    by_dir = _load_l1(rc, "imp", 1, str(root / "imp" / "1"))
+    by_key = _load_keys(rc, archive, archive.job_keys())
+    assert by_dir.rows == by_key.rows and len(by_dir.rows) == 2
+    assert by_dir.tags == by_key.tags == [(0, "app", "big")]
+    assert len(by_dir.errors) == len(by_key.errors) == 1 and "not a valid job state: 'stopped'" in by_dir.errors[0]
+    repo = await open_repository("sqlite3", str(tmp_path / "big.db"))
+    try:
+        assert (await init_db(repo, archive, registry, progress=False))[:2] == (2, 1)
+        (big,) = [j for j in await all_jobs(repo) if j.job_id == 1001]
+        assert big.meta_data == {"jobScript": script}
+    finally:
+        await repo.close()
+
+
+@pytest.mark.asyncio
+async def test_sqlite_insert_job_rows_duplicates_and_tags(tmp_path: Path) -> None:
+    from ccbackend.importer import RowConverter
+
+    archive = new_archive(tmp_path / "archive")
+    rc = RowConverter(JobConverter(ClusterRegistry.from_archive(archive)))
+    repo = await open_repository("sqlite3", str(tmp_path / "rows.db"))
+    try:
+        rows = [rc.from_dict(meta(i, 1700000000), "imp", i, 1700000000, "m")[0] for i in (1, 2, 3)]
+        assert await repo.insert_job_rows(rows[:1], [(0, "app", "vasp")]) == [1]
+        # a batch with a row already stored and a repeated row: the batch falls back to one by one
+        ids = await repo.insert_job_rows([rows[1], rows[0], rows[2], rows[2]],
+                                         [(0, "app", "vasp"), (1, "app", "vasp"), (2, "app", "gromacs"),
+                                          (3, "app", "lammps")])  # fmt: skip
+        assert ids == [2, None, 3, None]
+        assert {(t.type, t.name, t.scope) for t in await repo.list_tags()} == {("app", "vasp", "global"),
+                                                                               ("app", "gromacs", "global")}  # fmt: skip
+        tags = await repo.job_tags([1, 2, 3])
+        assert {i: [t.name for t in ts] for i, ts in tags.items()} == {1: ["vasp"], 2: ["vasp"], 3: ["gromacs"]}
+        assert await repo.insert_job_rows([], []) == []
+        job = await repo.get_job(3)
+        assert job is not None and (job.job_id, job.monitoring_status, job.footprint) == (
+            3, 3, {"cpu_load_avg": 1.5, "mem_used_avg": 10.25})  # fmt: skip
+    finally:
+        await repo.close()

@@ -402,6 +402,9 @@ class RowConverter:
     def _fast(self, m: _Meta) -> tuple[Row, TagKeys] | None:
         """The row of an already type-checked job, or None when any check fails (the model path decides)."""
         plan = self.conv._plans.get((m.cluster, m.subCluster))
+        if plan is None:
+            with contextlib.suppress(JobCheckError):
+                plan = self.conv._plan(m.cluster, m.subCluster)
         if type(plan) is not _Plan:
             return None
         resources = m.resources
