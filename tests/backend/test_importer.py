@@ -355,6 +355,8 @@ FAST_CASES: dict[str, dict[str, Any]] = {
     "empty tags, nulls for optional counts": {"tags": [], "numHwthreads": None, "numAcc": None, "duration": None},
     "running job, submit time, array id, smt": {"jobState": "running", "submitTime": 1699999000,
                                                  "arrayJobId": 77, "smt": 2, "requestedMemory": 1 << 40},
+    "statistics of metrics no plan needs are not looked at": {
+        "statistics": {"cpu_load": {"avg": 2.5}, "odd": 5, "cpu_user": {"avg": "n/a"}}},
     "unknown top-level keys": {"energy": 99, "footprint": {"x": 1}, "monitoringStatus": 1,
                                "concurrentJobs": {"items": None, "count": 0}, "whatever": [1, 2]},
 }  # fmt: skip
@@ -377,7 +379,6 @@ SLOW_CASES: dict[str, tuple[dict[str, Any], str | None]] = {
     # accepted by the model (lax) but not by the fast path's exact types: same row as the model path
     "integer-valued float count": ({"numNodes": 2.0}, None),
     "walltime as digit string": ({"walltime": "86400"}, None),
-    "non-object statistics of other metrics": ({"statistics": {"cpu_load": {"avg": 2.5}, "odd": 5}}, None),
     "non-object statistics of a footprint metric": ({"statistics": {"cpu_load": [1]}}, None),
     # refused: the model path's messages
     "footprint average not a number": ({"statistics": {"cpu_load": {"avg": "high"}}},

@@ -355,7 +355,26 @@ class RowConverter:
 
     def __init__(self, conv: JobConverter) -> None:
         self.conv = conv
-        self._decoder = msgspec.json.Decoder(_Meta)
+        reg = conv.registry
+        for c in reg.names():  # every plan up front (one warning per problem, whoever reads the files)
+            for sc in reg.get(c).sub_clusters:
+                with contextlib.suppress(JobCheckError):
+                    conv._plan(c, sc.name)
+        # statistics are decoded only for the metrics some plan needs (the rest is skipped unparsed)
+        needed: set[str] = set()
+        for plan in conv._plans.values():
+            if isinstance(plan, _Plan):
+                needed.update(plan.footprint)
+                needed.update(m for m, kind in plan.energy if kind == "power")
+        self._attr = {metric: f"m{i}" for i, metric in enumerate(sorted(needed))}
+        stats = msgspec.defstruct(
+            "_Stats",
+            [(a, _Stat | None, None) for a in self._attr.values()],
+            rename={a: metric for metric, a in self._attr.items()},
+            gc=False,
+        )
+        self._type = msgspec.defstruct("_MetaStats", [("statistics", stats | None, None)], bases=(_Meta,), gc=False)
+        self._decoder = msgspec.json.Decoder(self._type)
         self._encode = msgspec.json.Encoder().encode
 
     def from_json(self, raw: bytes | memoryview, cluster: str, job_id: int, start_time: int, where: str) -> tuple[Row, TagKeys]:
@@ -381,7 +400,7 @@ class RowConverter:
         _check_location(d, cluster, job_id, start_time, where)
         if fast:
             try:
-                out = self._fast(msgspec.convert(d, _Meta))
+                out = self._fast(msgspec.convert(d, self._type))
             except msgspec.MsgspecError:
                 out = None
             if out is not None:
@@ -399,7 +418,7 @@ class RowConverter:
                 raise JobCheckError(f"{where}: {col}: integer {v} out of the 64-bit range")
         return row, tuple((t.type, t.name) for t in job.tags or ())
 
-    def _fast(self, m: _Meta) -> tuple[Row, TagKeys] | None:
+    def _fast(self, m: Any) -> tuple[Row, TagKeys] | None:
         """The row of an already type-checked job, or None when any check fails (the model path decides)."""
         plan = self.conv._plans.get((m.cluster, m.subCluster))
         if plan is None:
@@ -426,16 +445,23 @@ class RowConverter:
         ):
             return None
         duration = m.duration or 0
-        stats = m.statistics or {}
+        stats = m.statistics
+        attr = self._attr
         footprint = {}
         for metric in plan.footprint:
-            s = stats.get(metric)
+            a = attr.get(metric)
+            if a is None:  # a plan made after this converter: not decoded
+                return None
+            s = getattr(stats, a) if stats is not None else None
             footprint[f"{metric}_avg"] = 0.0 if s is None or s.avg is None else s.avg
         energy_fp = {}
         total = 0.0
         for metric, kind in plan.energy:
             if kind == "power":
-                s = stats.get(metric)
+                a = attr.get(metric)
+                if a is None:
+                    return None
+                s = getattr(stats, a) if stats is not None else None
                 avg = 0.0 if s is None or s.avg is None else s.avg
                 e = round2(avg * num_nodes * (duration / 3600.0) / 1000.0)
             else:
@@ -663,23 +689,17 @@ def _proc_init(root: str) -> None:
 
     logging.disable(logging.CRITICAL)  # problems come back as messages; the parent logs them once
     registry = ClusterRegistry.from_archive(FsArchive(root))
-    _PROC_RC = RowConverter(_converter(registry))
+    _PROC_RC = RowConverter(JobConverter(registry))
     gc.freeze()  # the registry and plans are permanent: keep them out of every collection
+
+
+def _proc_ready() -> None:
+    """A no-op task: submitted once per worker so that all of them start (and load) right away."""
 
 
 def _proc_load_l1(cluster: str, l1: int, l1_path: str) -> RowBatch:
     assert _PROC_RC is not None
     return _load_l1(_PROC_RC, cluster, l1, l1_path)
-
-
-def _converter(registry: Any) -> JobConverter:
-    """A JobConverter with the plan of every subcluster made up front (one warning per problem)."""
-    conv = JobConverter(registry)
-    for c in registry.names():
-        for sc in registry.get(c).sub_clusters:
-            with contextlib.suppress(JobCheckError):
-                conv._plan(c, sc.name)
-    return conv
 
 
 def _tasks(archive: Any, batch_size: int) -> tuple[list[tuple[str, int, str]], list[Sequence[Any]]]:
@@ -721,73 +741,77 @@ async def init_db(
     has it, else `insert_jobs`; at most `batch_size` jobs per transaction with `insert_jobs`).
     """
     t0 = time.perf_counter()
-    await repo.delete_all_jobs()
-    log.info("Building job table...")
     dirs, chunks = await asyncio.to_thread(_tasks, archive, batch_size)
-    rc = RowConverter(_converter(registry))
     use_procs = bool(dirs) and (processes if processes is not None else len(dirs) >= PROCESS_THRESHOLD)
     if workers is None:
         workers = max(2, min(8, os.cpu_count() or 2)) if use_procs else 2
-    bar = _Progress(progress, stream)
-    ntasks = len(dirs) + len(chunks)
-    imported = skipped = done = finished = 0
-    loop = asyncio.get_running_loop()
-    pending: deque[asyncio.Future[RowBatch]] = deque()
-    insert_rows = getattr(repo, "insert_job_rows", None)
-
-    async def insert(rows: list[Row], tags: list[tuple[int, str, str]]) -> None:
-        nonlocal imported, skipped
-        if insert_rows is not None:
-            ids = await insert_rows(rows, tags)
-        else:
-            per_job: list[list[tuple[str, str]]] = [[] for _ in rows]
-            for i, t, n in tags:
-                per_job[i].append((t, n))
-            ids = []
-            for i in range(0, len(rows), batch_size):
-                jobs = [row_job(r, tuple(per_job[i + k])) for k, r in enumerate(rows[i : i + batch_size])]
-                ids += await repo.insert_jobs(jobs)
-        for row, id_ in zip(rows, ids, strict=True):
-            if id_ is None:
-                skipped += 1
-                log.error(
-                    "init-db: skipping job %d on %s started at %d: already in the database (duplicate)",
-                    row[0],
-                    row[1],
-                    row[4],
-                )
-        imported += len(rows)
-        imported -= ids.count(None)
-
-    async def drain_one() -> None:
-        nonlocal skipped, done, finished
-        batch = await pending.popleft()
-        for msg in batch.errors:
-            log.error("init-db: skipping job: %s", msg)
-        skipped += len(batch.errors)
-        if batch.rows:
-            await insert(batch.rows, batch.tags)
-        done += len(batch.errors) + len(batch.rows)
-        finished += 1
-        bar.update(done, finished / ntasks)
-
+    workers = max(1, workers)
     pool: Executor
     if use_procs:
         pool = ProcessPoolExecutor(
-            max_workers=max(1, workers),
+            max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_proc_init,
             initargs=(os.fspath(archive.root),),
         )
-        submit = [(_proc_load_l1, t) for t in dirs]
+        for _ in range(workers):  # start the workers now: they import and load while the tables are emptied
+            pool.submit(_proc_ready)
     else:
-        pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="init-db")
-        submit = [(_load_l1, (rc, *t)) for t in dirs]
-        submit += [(_load_keys, (rc, archive, keys)) for keys in chunks]
-    ahead = max(1, workers) + 1
-    # the job table is empty now: let the repository drop its indexes and build them once at the end
-    bulk = getattr(repo, "bulk_import", None)
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="init-db")
+    pending: deque[asyncio.Future[RowBatch]] = deque()
     try:
+        await repo.delete_all_jobs()
+        log.info("Building job table...")
+        rc = RowConverter(JobConverter(registry))
+        if use_procs:
+            submit = [(_proc_load_l1, t) for t in dirs]
+        else:
+            submit = [(_load_l1, (rc, *t)) for t in dirs]
+            submit += [(_load_keys, (rc, archive, keys)) for keys in chunks]
+        bar = _Progress(progress, stream)
+        ntasks = len(submit)
+        imported = skipped = done = finished = 0
+        loop = asyncio.get_running_loop()
+        insert_rows = getattr(repo, "insert_job_rows", None)
+
+        async def insert(rows: list[Row], tags: list[tuple[int, str, str]]) -> None:
+            nonlocal imported, skipped
+            if insert_rows is not None:
+                ids = await insert_rows(rows, tags)
+            else:
+                per_job: list[list[tuple[str, str]]] = [[] for _ in rows]
+                for i, t, n in tags:
+                    per_job[i].append((t, n))
+                ids = []
+                for i in range(0, len(rows), batch_size):
+                    jobs = [row_job(r, tuple(per_job[i + k])) for k, r in enumerate(rows[i : i + batch_size])]
+                    ids += await repo.insert_jobs(jobs)
+            for row, id_ in zip(rows, ids, strict=True):
+                if id_ is None:
+                    skipped += 1
+                    log.error(
+                        "init-db: skipping job %d on %s started at %d: already in the database (duplicate)",
+                        row[0],
+                        row[1],
+                        row[4],
+                    )
+            imported += len(rows) - ids.count(None)
+
+        async def drain_one() -> None:
+            nonlocal skipped, done, finished
+            batch = await pending.popleft()
+            for msg in batch.errors:
+                log.error("init-db: skipping job: %s", msg)
+            skipped += len(batch.errors)
+            if batch.rows:
+                await insert(batch.rows, batch.tags)
+            done += len(batch.errors) + len(batch.rows)
+            finished += 1
+            bar.update(done, finished / ntasks)
+
+        ahead = workers + 1
+        # the job table is empty now: let the repository drop its indexes and build them once at the end
+        bulk = getattr(repo, "bulk_import", None)
         async with bulk() if bulk is not None else contextlib.nullcontext():
             for fn, args in submit:
                 pending.append(loop.run_in_executor(pool, fn, *args))
