@@ -353,10 +353,10 @@ class RowConverter:
     their messages are exactly those of the model path.  Thread-safe.
     """
 
-    def __init__(self, conv: JobConverter) -> None:
+    def __init__(self, conv: JobConverter, *, plan_all: bool = True) -> None:
         self.conv = conv
         reg = conv.registry
-        for c in reg.names():  # every plan up front (one warning per problem, whoever reads the files)
+        for c in reg.names() if plan_all else ():  # every plan up front (one warning per problem)
             for sc in reg.get(c).sub_clusters:
                 with contextlib.suppress(JobCheckError):
                     conv._plan(c, sc.name)
@@ -681,16 +681,37 @@ def _load_l1(rc: RowConverter, cluster: str, l1: int, l1_path: str) -> RowBatch:
 _PROC_RC: RowConverter | None = None
 
 
-def _proc_init(root: str) -> None:
-    """Initializer of a worker process: its own view of the archive's clusters, quiet logging."""
-    global _PROC_RC
-    from .archive.fs import FsArchive
-    from .clusters import ClusterRegistry
+class _LazyRegistry:
+    """The archive's cluster registry, loaded on first use: workers get the plans from the parent and
+    need the registry only for a subcluster no plan was made for (a job that will be skipped)."""
 
+    def __init__(self, root: str) -> None:
+        self._root = root
+        self._registry: Any = None
+
+    def _get(self) -> Any:
+        if self._registry is None:
+            from .archive.fs import FsArchive
+            from .clusters import ClusterRegistry
+
+            self._registry = ClusterRegistry.from_archive(FsArchive(self._root))
+        return self._registry
+
+    def __contains__(self, cluster: object) -> bool:
+        return cluster in self._get()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+
+def _proc_init(root: str, plans: dict[tuple[str, str], _Plan | str]) -> None:
+    """Initializer of a worker process: the parent's plans, the archive's clusters on demand, quiet logging."""
+    global _PROC_RC
     logging.disable(logging.CRITICAL)  # problems come back as messages; the parent logs them once
-    registry = ClusterRegistry.from_archive(FsArchive(root))
-    _PROC_RC = RowConverter(JobConverter(registry))
-    gc.freeze()  # the registry and plans are permanent: keep them out of every collection
+    conv = JobConverter(_LazyRegistry(root))
+    conv._plans.update(plans)
+    _PROC_RC = RowConverter(conv, plan_all=False)
+    gc.freeze()  # the plans and decoders are permanent: keep them out of every collection
 
 
 def _proc_ready() -> None:
@@ -746,13 +767,14 @@ async def init_db(
     if workers is None:
         workers = max(2, min(8, os.cpu_count() or 2)) if use_procs else 2
     workers = max(1, workers)
+    rc = RowConverter(JobConverter(registry))
     pool: Executor
     if use_procs:
         pool = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_proc_init,
-            initargs=(os.fspath(archive.root),),
+            initargs=(os.fspath(archive.root), dict(rc.conv._plans)),
         )
         for _ in range(workers):  # start the workers now: they import and load while the tables are emptied
             pool.submit(_proc_ready)
@@ -762,7 +784,6 @@ async def init_db(
     try:
         await repo.delete_all_jobs()
         log.info("Building job table...")
-        rc = RowConverter(JobConverter(registry))
         if use_procs:
             submit = [(_proc_load_l1, t) for t in dirs]
         else:
