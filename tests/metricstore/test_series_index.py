@@ -111,3 +111,24 @@ def test_many_series_in_lockstep_fill_block_columns():
     total, *_ = s.read(["c"], "cpu", 1000, 7000)
     assert not any(math.isnan(v) for v in total.tolist())
     assert np.array_equal(total, 300.0 * np.arange(600))
+
+
+def test_levels_with_the_same_metrics_share_one_name_tuple():
+    s = make_store()
+    write(
+        s,
+        "".join(
+            f"cpu,hostname=h{h},type=hwthread,type-id={t} value=1 100\n"
+            f"load,hostname=h{h},type=hwthread,type-id={t} value=1 100\n"
+            for h in range(3)
+            for t in range(4)
+        ),
+    )
+    levels = [s._find_level(["c", f"h{h}", f"hwthread{t}"]) for h in range(3) for t in range(4)]
+    assert all(lvl.names is levels[0].names for lvl in levels)
+    assert levels[0].names == ("cpu", "load")
+    assert len({sid for lvl in levels for sid in lvl.sids}) == 24
+    host = s._find_level(["c", "h0"])
+    assert host.names == () and sorted(host.children) == [f"hwthread{t}" for t in range(4)]
+    # a leaf level has no children dict of its own
+    assert levels[0].children is levels[1].children and len(levels[0].children) == 0

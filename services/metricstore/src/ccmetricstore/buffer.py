@@ -17,6 +17,8 @@ series never share rows). Restored chunks longer than 512 samples keep an exact-
 
 from __future__ import annotations
 
+import mmap
+
 import numpy as np
 
 CHUNK_CAP = 512
@@ -28,22 +30,22 @@ NO_ID = -1
 ARRAY_CLASS = 0  # arena key of exact-length array chunks (real frequencies are > 0)
 
 
-try:  # numpy asks for transparent huge pages on large arrays: one touched byte would then make
-    # 2 MiB resident, defeating rows that are made resident one at a time
-    from numpy._core.multiarray import _set_madvise_hugepage
-except ImportError:  # pragma: no cover - other numpy layouts
-    _set_madvise_hugepage = None
+_MMAP_MIN = 1 << 20
 
 
 def _empty(shape: tuple[int, ...], dtype: type | np.dtype) -> np.ndarray:
-    """`np.empty` without the huge-page advice, so only touched 4 KiB pages become resident."""
-    if _set_madvise_hugepage is None:
-        return np.empty(shape, dtype=dtype)
-    prev = _set_madvise_hugepage(False)
-    try:
-        return np.empty(shape, dtype=dtype)
-    finally:
-        _set_madvise_hugepage(prev)
+    """`np.empty` on its own anonymous mapping (for 1 MiB and more).
+
+    Only touched 4 KiB pages become resident (numpy would ask for transparent huge pages,
+    making 2 MiB resident for one touched byte), and the memory goes back to the OS when the
+    array is dropped: tables that grow by copying leave no holes in the malloc heap.
+    """
+    dt = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dt.itemsize
+    if nbytes < _MMAP_MIN:
+        return np.empty(shape, dtype=dt)
+    buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return np.frombuffer(buf, dtype=dt).reshape(shape)
 
 
 def _grow(arr: np.ndarray, size: int) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from .buffer import (
     read_chains_alike,
     trunc_div,
 )
+from .heap import HeapTrimmer
 from .snapshot import SeriesSnapshot, Snapshot
 
 if TYPE_CHECKING:
@@ -75,14 +77,46 @@ class WriteResult:
     from_past: int = 0
 
 
-class Level:
-    """A tree node: child levels by name and series ids by metric name."""
+_NO_CHILDREN: Mapping[str, Level] = MappingProxyType({})
 
-    __slots__ = ("children", "series")
+
+class Level:
+    """A tree node: child levels by name and series ids by metric name.
+
+    Kept small because there is one per host component (~75 per host): a leaf shares one empty
+    read-only mapping for `children`, and the metric names are a tuple shared by all levels with
+    the same metrics (`names[i]` owns `sids[i]`) instead of a dict per level.
+    """
+
+    __slots__ = ("children", "names", "sids")
 
     def __init__(self) -> None:
-        self.children: dict[str, Level] = {}
-        self.series: dict[str, int] = {}
+        self.children: Mapping[str, Level] = _NO_CHILDREN
+        self.names: tuple[str, ...] = ()
+        self.sids: tuple[int, ...] = ()
+
+    def child(self, name: str) -> Level:
+        """The child level `name`, created if missing."""
+        nxt = self.children.get(name)
+        if nxt is None:
+            if self.children is _NO_CHILDREN:
+                self.children = {}
+            nxt = self.children[name] = Level()  # type: ignore[index]
+        return nxt
+
+    def sid(self, metric: str) -> int | None:
+        try:
+            return self.sids[self.names.index(metric)]
+        except ValueError:
+            return None
+
+    def series_items(self) -> Iterator[tuple[str, int]]:
+        return zip(self.names, self.sids)  # noqa: B905 - same length by construction
+
+    @property
+    def series(self) -> dict[str, int]:
+        """Metric -> series id (a copy, for inspection)."""
+        return dict(zip(self.names, self.sids, strict=True))
 
 
 class MetricIndex(dict[str, int]):
@@ -108,12 +142,14 @@ class MemoryStore:
         self.pool = BlockPool()
         self.chunks = ChunkTable(self.pool)
         self.s_head = np.full(initial_series, NO_ID, dtype=np.int32)
-        self.s_freq = np.ones(initial_series, dtype=np.int64)
+        self.s_freq = np.ones(initial_series, dtype=np.int32)
         self._s_used = 0
         self._s_free: list[int] = []
         self._prefix: dict[str, dict[bytes, Any]] = {}
+        self._shapes: dict[tuple[str, ...], tuple[str, ...]] = {}  # metric-name tuples of levels
         # key string per series id, kept only once `series_keys` was asked for (the WAL)
         self._keys: list[str | None] | None = None
+        self._trimmer = HeapTrimmer()
 
     # ------------------------------------------------------------------ series and levels
 
@@ -153,18 +189,16 @@ class MemoryStore:
     def _get_level(self, selector: Sequence[str]) -> Level:
         lvl = self.root
         for name in selector:
-            nxt = lvl.children.get(name)
-            if nxt is None:
-                nxt = Level()
-                lvl.children[name] = nxt
-            lvl = nxt
+            lvl = lvl.child(name)
         return lvl
 
     def _series_at(self, lvl: Level, metric: str) -> int:
-        sid = lvl.series.get(metric)
+        sid = lvl.sid(metric)
         if sid is None:
             sid = self._new_series(metric)
-            lvl.series[metric] = sid
+            shape = lvl.names + (metric,)
+            lvl.names = self._shapes.setdefault(shape, shape)
+            lvl.sids = lvl.sids + (sid,)
         return sid
 
     def _series_for_key(self, key: str) -> int:
@@ -332,6 +366,8 @@ class MemoryStore:
                     res.written += 1
                 else:
                     res.from_past += 1
+        # the batch's transient buffers are gone: hand free heap pages back now and then
+        self._trimmer.maybe_trim()
         return res
 
     # ------------------------------------------------------------------ reads
@@ -347,14 +383,14 @@ class MemoryStore:
                 child = children.get(name)
                 if child is None:
                     continue
-                sid = child.series.get(metric)
+                sid = child.sid(metric)
                 if sid is not None and s_head[sid] != NO_ID:
                     out.append(sid)
                 else:
                     self._match(child, (), metric, out)
             return
         if not selector:
-            sid = lvl.series.get(metric)
+            sid = lvl.sid(metric)
             if sid is not None and self.s_head[sid] != NO_ID:
                 out.append(sid)
                 return
@@ -505,7 +541,7 @@ class MemoryStore:
 
     def _free_level(self, lvl: Level, t: int) -> int:
         n = 0
-        for sid in lvl.series.values():
+        for sid in lvl.sids:
             if self.s_head[sid] != NO_ID:
                 _, m = self._free_series(sid, t)
                 n += m
@@ -514,19 +550,20 @@ class MemoryStore:
             n += self._free_level(child, t)
             if self._level_empty(child):
                 self._drop_level(child)
-                del lvl.children[name]
+                del lvl.children[name]  # type: ignore[attr-defined]
         return n
 
     def _level_empty(self, lvl: Level) -> bool:
-        return not lvl.children and all(self.s_head[s] == NO_ID for s in lvl.series.values())
+        return not lvl.children and all(self.s_head[s] == NO_ID for s in lvl.sids)
 
     def _drop_level(self, lvl: Level) -> None:
         for child in lvl.children.values():
             self._drop_level(child)
-        for sid in lvl.series.values():
+        for sid in lvl.sids:
             self._release_series(sid)
-        lvl.series.clear()
-        lvl.children.clear()
+        lvl.names = ()
+        lvl.sids = ()
+        lvl.children = _NO_CHILDREN
 
     def free(self, selector: Sequence[str], t: int) -> int:
         """Release chunks ending before `t` below `selector`; missing levels are created (upstream)."""
@@ -564,7 +601,7 @@ class MemoryStore:
     def _debug_level(self, lvl: Level) -> dict:
         out: dict = {}
         chunks = self.chunks
-        for metric, sid in lvl.series.items():
+        for metric, sid in lvl.series_items():
             chain = self._chain(sid)
             if not chain:
                 continue
@@ -609,7 +646,7 @@ class MemoryStore:
             while stack:
                 cur = stack.pop()
                 stack.extend(cur.children.values())
-                for metric, sid in cur.series.items():
+                for metric, sid in cur.series_items():
                     head = int(self.s_head[sid])
                     if head == NO_ID:
                         continue
@@ -655,7 +692,7 @@ class MemoryStore:
     def _snapshot_level(self, lvl: Level, from_: int, to: int) -> Snapshot | None:
         chunks = self.chunks
         snap = Snapshot(from_=from_, to=to)
-        for metric, sid in lvl.series.items():
+        for metric, sid in lvl.series_items():
             chain = self._chain(sid)
             if not chain:
                 continue
@@ -696,13 +733,7 @@ class MemoryStore:
             cid = self.chunks.new(int(series.start), int(series.frequency), data=series.data, archived=True)
             self._push_chunk(sid, cid)
         for name, child in snap.children.items():
-            self._load_level(lvl.children.get(name) or self._get_level_child(lvl, name), child)
-
-    @staticmethod
-    def _get_level_child(lvl: Level, name: str) -> Level:
-        child = Level()
-        lvl.children[name] = child
-        return child
+            self._load_level(lvl.child(name), child)
 
     def load_snapshot(self, cluster: str, host: str, snap: Snapshot) -> None:
         """Append a checkpoint's chunks (archived, exact length) as new heads of their chains."""
@@ -713,7 +744,7 @@ class MemoryStore:
         stack: list[tuple[list[str], Level]] = [([], self.root)]
         while stack:
             path, lvl = stack.pop()
-            for metric, sid in lvl.series.items():
+            for metric, sid in lvl.series_items():
                 yield path, metric, sid
             for name, child in lvl.children.items():
                 stack.append((path + [name], child))
