@@ -10,6 +10,8 @@ are skipped and counted by `-init-db`; `-import-job` stops at the first bad pair
 meta.json files and turn them into final `job` rows while the parent inserts the previous batch.
 Well-formed files are decoded by msgspec straight into typed structs (`RowConverter`); every file the
 fast path does not accept as-is goes through the Job model, which decides and words the skip.
+Repositories with `insert_job_rows` (SQLite) insert the rows as they are (one executemany per batch);
+others get Jobs rebuilt from the rows (`row_job`) through `insert_jobs`.
 """
 
 from __future__ import annotations
