@@ -132,3 +132,21 @@ def test_levels_with_the_same_metrics_share_one_name_tuple():
     assert host.names == () and sorted(host.children) == [f"hwthread{t}" for t in range(4)]
     # a leaf level has no children dict of its own
     assert levels[0].children is levels[1].children and len(levels[0].children) == 0
+
+
+def test_slow_path_bodies_use_the_index_cache():
+    s = make_store()
+    # a comment sends the body through the line-by-line decoder
+    body = "# c\nload,hostname=a value=1 100\nnope,hostname=a value=1 100\nload value=2 100\ncpu,hostname=a value=2i 100\n"
+    batch, res = write(s, body)
+    assert res.written == 2 and batch.unknown_metric == 1 and batch.no_cluster_or_host == 1
+    cache = s.prefix_cache("c")
+    assert cache[b"load,hostname=a"] == batch.sids[0]
+    batch2, _ = write(s, body.replace(" 100", " 110"))
+    assert batch2.sids.tolist() == batch.sids.tolist()
+    assert list(batch2.keys) == ["load\x00c\x00a\x00\x00", "cpu\x00c\x00a\x00\x00"]
+    # escaped names go through the full parser, one series per key
+    batch3, res3 = write(s, 'load,hostname=b\\ c value=3 120\nload,hostname=b\\ c value=4 130\n# x\n')
+    assert res3.written == 2 and batch3.sids[0] == batch3.sids[1]
+    got, *_ = s.read(["c", "b c"], "load", 120, 140)
+    assert got.tolist() == [3.0, 4.0]

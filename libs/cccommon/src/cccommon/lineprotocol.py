@@ -676,17 +676,7 @@ def _decode_indexed(
         fast = _decode_uniform(data, metrics, default_cluster, now, cache, index)
         if fast is not None:
             return fast
-    # unusual bodies: classified line by line into a throwaway cache, then numbered
-    batch = _decode_lines(data, metrics, default_cluster, now, {})
-    memo: dict[str, int] = {}
-    ids = np.fromiter(
-        (memo[k] if k in memo else memo.setdefault(k, index.series_id(k)) for k in batch.keys),
-        dtype=np.int64,
-        count=len(batch.keys),
-    )
-    batch.keys = _IndexedKeys(ids, index)
-    batch.sids = ids
-    return batch
+    return _decode_lines(data, metrics, default_cluster, now, cache, index)
 
 
 def _indexed_batch(res: list[Any], values: np.ndarray, times: np.ndarray, index: SeriesIndex) -> StoreBatch:
@@ -776,12 +766,19 @@ def _decode_uniform(
 
 
 def _decode_lines(
-    data: bytes, metrics: Mapping[str, int], default_cluster: str, now: int, cache: dict[bytes, Any]
+    data: bytes,
+    metrics: Mapping[str, int],
+    default_cluster: str,
+    now: int,
+    cache: dict[bytes, Any],
+    index: SeriesIndex | None = None,
 ) -> StoreBatch:
-    """Any body, line by line: usual lines through a regular expression, others fully parsed."""
+    """Any body, line by line: usual lines through a regular expression, others fully parsed.
+
+    With an index, `cache` holds the index's values and the keys collected are series ids."""
     rows = _FAST.findall(data)
     cache_get = cache.get
-    keys: list[str] = []
+    keys: list[Any] = []
     vals: list[bytes | float] = []
     tss: list[bytes] = []
     errors: list[LineProtocolError] = []
@@ -798,8 +795,18 @@ def _decode_lines(
             res = cache_get(prefix)
             if res is None:
                 res = _classify_prefix(prefix, metrics, default_cluster)
+                if index is not None:
+                    res = _indexed_value(res, index)
                 cache[prefix] = res
-            if res.__class__ is str:
+            if index is None:
+                is_key = res.__class__ is str
+            elif res.__class__ is int:  # a series id, or a skip code as a negative number
+                is_key = res >= 0
+                if not is_key:
+                    res = -res
+            else:
+                is_key = False
+            if is_key:
                 if len(ts) >= 19 and not -(2**63) <= int(ts) < 2**63:
                     errors.append(
                         LineProtocolError(
@@ -831,7 +838,12 @@ def _decode_lines(
         if r is None:
             continue
         res, fval, t = r
-        if res.__class__ is str:
+        if index is not None and res.__class__ is str:
+            res = index.series_id(res)
+            key = True
+        else:
+            key = res.__class__ is str
+        if key:
             slow_vals.append((len(keys), fval))
             append_lineno(lineno)
             append_key(res)
@@ -846,7 +858,17 @@ def _decode_lines(
 
     n = len(keys)
     if n == 0:
-        return StoreBatch([], np.zeros(0), np.zeros(0, dtype=np.int64), errors, unknown, no_host, unsafe)
+        empty = np.zeros(0, dtype=np.int64)
+        return StoreBatch(
+            [] if index is None else _IndexedKeys(empty, index),
+            np.zeros(0),
+            np.zeros(0, dtype=np.int64),
+            errors,
+            unknown,
+            no_host,
+            unsafe,
+            None if index is None else empty,
+        )
     values = np.array(vals, dtype="S").astype(np.float64)
     for row, fval in slow_vals:
         values[row] = fval
@@ -858,6 +880,9 @@ def _decode_lines(
         errors.sort(key=lambda e: e.line)
         keys = [k for k, ok in zip(keys, finite.tolist(), strict=True) if ok]
         values, times = values[finite], times[finite]
+    if index is not None:
+        ids = np.array(keys, dtype=np.int64)
+        return StoreBatch(_IndexedKeys(ids, index), values, times, errors, unknown, no_host, unsafe, ids)
     return StoreBatch(keys, values, times, errors, unknown, no_host, unsafe)
 
 
