@@ -421,6 +421,12 @@ def read_chain(
     return n, from_, to
 
 
+def _row_sums(part: np.ndarray) -> np.ndarray:
+    """Sum of each row of a float32 matrix in float64 (exact in any order unless magnitudes
+    differ by 2**29): widened to a contiguous copy, then one matrix-vector product."""
+    return part.astype(np.float64, order="C") @ np.ones(part.shape[1])
+
+
 def read_chains_alike(
     chunks: ChunkTable, chains: np.ndarray, segments: list[Segment], out: np.ndarray
 ) -> None:
@@ -441,8 +447,8 @@ def read_chains_alike(
                 a = max(lo, blk << BLOCK_SHIFT) & COL_MASK
                 b = (min(hi, ((blk + 1) << BLOCK_SHIFT) - 1) & COL_MASK) + 1
                 r0 = int(chunks.b_pool[blk]) * BLOCK_ROWS + slot
-                out[i : i + k] += np.einsum("ij->i", data[r0 : r0 + k, a:b], dtype=np.float64)
+                out[i : i + k] += _row_sums(data[r0 : r0 + k, a:b])
         else:
             base = chunks.elem_base(cids)
             part = flat[(np.arange(slot, slot + k, dtype=np.int64) * BLOCK_COLS)[:, None] + base[None, :]]
-            out[i : i + k] += np.einsum("ij->i", part, dtype=np.float64)
+            out[i : i + k] += _row_sums(part)

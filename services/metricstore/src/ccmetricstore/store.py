@@ -377,17 +377,19 @@ class MemoryStore:
     ) -> None:
         if len(selector) == 1 and not isinstance(selector[0], str):
             # the common last step (type-ids of a host): children with the series directly
+            get = lvl.children.get
             s_head = self.s_head
-            children = lvl.children
             for name in selector[0]:
-                child = children.get(name)
+                child = get(name)
                 if child is None:
                     continue
-                sid = child.sid(metric)
-                if sid is not None and s_head[sid] != NO_ID:
-                    out.append(sid)
-                else:
-                    self._match(child, (), metric, out)
+                names = child.names
+                if metric in names:
+                    sid = child.sids[names.index(metric)]
+                    if s_head.item(sid) != NO_ID:
+                        out.append(sid)
+                        continue
+                self._match(child, (), metric, out)
             return
         if not selector:
             sid = lvl.sid(metric)
