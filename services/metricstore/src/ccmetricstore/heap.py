@@ -49,13 +49,19 @@ class HeapTrimmer:
         self._clock = clock
         self._last = clock()
         self.count = 0
+        self.seconds = 0.0  # spent in trim calls (they run on the caller's thread)
 
     def maybe_trim(self) -> bool:
         now = self._clock()
         if now - self._last < self.interval:
             return False
         self._last = now
-        if trim():
-            self.count += 1
-            return True
-        return False
+        t = time.perf_counter()
+        if not trim():
+            return False
+        took = time.perf_counter() - t
+        self.count += 1
+        self.seconds += took
+        if took > 0.05:
+            log.debug("heap trim took %.3f s", took)
+        return True
