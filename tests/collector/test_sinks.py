@@ -972,7 +972,7 @@ bind-address = "127.0.0.1:{rpc}"
 def influxd(tmp_path) -> Iterator[int]:
     exe = shutil.which("influxd")
     if exe is None:
-        missing_service("influxd (InfluxDB 1.x) not installed")
+        pytest.skip("influxd (InfluxDB 1.x) not installed (optional peer; scripts/test.sh installs it as root)")
     port, rpc = free_port(), free_port()
     conf = tmp_path / "influxdb.conf"
     conf.write_text(INFLUX_CONF.format(d=tmp_path / "influx", port=port, rpc=rpc))
