@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from cccommon.schema import JobData, JobMeta, JobState, JobStatistics
+from cccommon.schema import JobData, JobMeta, JobStatistics
 
 from .clusters import ClusterRegistry
 from .jobstats import FootprintError, energy_footprint, footprint, job_statistics
@@ -38,7 +38,6 @@ log = logging.getLogger("ccbackend.archiver")
 
 StopHook = Callable[[Job], Awaitable[None]]
 
-_JOB_STATES = {s.value for s in JobState}
 
 
 class _Archive(Protocol):
@@ -63,15 +62,7 @@ def build_meta(job: Job, statistics: dict[str, JobStatistics]) -> JobMeta:
     for t in doc.get("tags") or ():
         t["id"] = 0
     doc["statistics"] = {m: s.model_dump(mode="json", by_alias=True, exclude_none=True) for m, s in statistics.items()}
-    if doc.get("jobState") in _JOB_STATES:
-        return JobMeta.model_validate(doc)
-    return _ArchiveMeta.model_validate(doc)
-
-
-class _ArchiveMeta(JobMeta):
-    """meta.json for job states cccommon's JobState enum lacks (boot_fail, node_fail, ...)."""
-
-    job_state: str  # type: ignore[assignment]
+    return JobMeta.model_validate(doc)
 
 
 class Archiver:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -51,7 +50,7 @@ def _resample(metric: dict[str, Any], resolution: int | None, min_points: int) -
     out = dict(metric)
     series = []
     for s in metric.get("series") or ():
-        arr = np.array([math.nan if v is None else v for v in s.get("data") or ()], dtype=np.float64)
+        arr = np.array(s.get("data") or (), dtype=np.float64)  # None (JSON null) becomes NaN
         new, step = lttb(arr, timestep, resolution, min_points)
         out["timestep"] = step
         series.append({**s, "data": new})

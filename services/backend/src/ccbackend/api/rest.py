@@ -275,15 +275,19 @@ class ApiHandlers:
     async def _stop(self, req: StopJobRequest, job: Job) -> web.Response:
         return json_response(await self.do_stop_job(req, job), 200)
 
-    async def stop_from_body(self, body: Any) -> dict[str, Any]:
-        """stop_job with the job identified in the body (REST and NATS); the stopped job's JSON."""
-        req = decode_body(body, StopJobRequest)
+    async def _job_of_body(self, req: Any, missing: int) -> Job:
+        """The newest job matching a body's jobId (+ cluster, startTime); 400 without jobId, `missing` if none."""
         if req.job_id is None:
             raise ApiError(400, "the field 'jobId' is required")
         job = await self.ctx.repo.find_job(req.job_id, req.cluster, req.start_time)
         if job is None:
-            raise ApiError(404, "finding job failed: sql: no rows in result set")
-        return await self.do_stop_job(req, job)
+            raise ApiError(missing, "finding job failed: sql: no rows in result set")
+        return job
+
+    async def stop_from_body(self, body: Any) -> dict[str, Any]:
+        """stop_job with the job identified in the body (REST and NATS); the stopped job's JSON."""
+        req = decode_body(body, StopJobRequest)
+        return await self.do_stop_job(req, await self._job_of_body(req, 404))
 
     async def do_stop_job(self, req: StopJobRequest, job: Job) -> dict[str, Any]:
         if job.job_state != "running":
@@ -553,11 +557,7 @@ class ApiHandlers:
 
     async def edit_meta_by_job(self, request: web.Request) -> web.Response:
         req = decode_body(await read_json(request), EditMetaByJobRequest)
-        if req.job_id is None:
-            raise ApiError(400, "the field 'jobId' is required")
-        job = await self.ctx.repo.find_job(req.job_id, req.cluster, req.start_time)
-        if job is None:
-            raise ApiError(422, "finding job failed: sql: no rows in result set")
+        job = await self._job_of_body(req, 422)
         return await self._edit_meta(request, job, req.payload.key, req.payload.value)
 
     async def delete_job_by_id(self, request: web.Request) -> web.Response:
@@ -568,11 +568,7 @@ class ApiHandlers:
 
     async def delete_job(self, request: web.Request) -> web.Response:
         req = decode_body(await read_json(request), DeleteJobRequest)
-        if req.job_id is None:
-            raise ApiError(400, "the field 'jobId' is required")
-        job = await self.ctx.repo.find_job(req.job_id, req.cluster, req.start_time)
-        if job is None:
-            raise ApiError(422, "finding job failed: sql: no rows in result set")
+        job = await self._job_of_body(req, 422)
         await self.ctx.repo.delete_job(job.id)
         log.info("deleted job %d (jobId %d on %s) from the database", job.id, job.job_id, job.cluster)
         return json_response({"msg": f"Successfully deleted job {job.id}"})
