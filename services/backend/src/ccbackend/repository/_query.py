@@ -230,6 +230,23 @@ def order_clause(sql: Sql, order: Order | None) -> str:
     return f" ORDER BY job.{order_column(order.field)} {direction}, job.id {direction}"
 
 
+def find_job_sql(sql: Sql, job_id: int, cluster: str | None, start_time: int | None) -> str:
+    """The newest job with a batch id, optionally on a cluster / at a start time (one row)."""
+    text = f"SELECT {SELECT_JOB} FROM job WHERE job.job_id = {sql.p(job_id)}"
+    if cluster is not None:
+        text += f" AND job.cluster = {sql.p(cluster)}"
+    if start_time is not None:
+        text += f" AND job.start_time = {sql.p(start_time)}"
+    return text + " ORDER BY job.start_time DESC, job.id DESC LIMIT 1"
+
+
+def list_jobs_sql(sql: Sql, flt: JobFilter, order: Order | None, limit: int | None, offset: int) -> str:
+    """One page of jobs matching `flt` in the requested order."""
+    return f"SELECT {SELECT_JOB} FROM job" + where_clause(sql, flt) + order_clause(sql, order) + page_clause(
+        sql, limit, offset
+    )
+
+
 def page_clause(sql: Sql, limit: int | None, offset: int) -> str:
     if limit is None and not offset:
         return ""

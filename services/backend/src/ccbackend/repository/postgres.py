@@ -362,12 +362,7 @@ class PostgresRepository(Repository):
 
     async def find_job(self, job_id: int, cluster: str | None = None, start_time: int | None = None) -> Job | None:
         b = q.Sql(q.POSTGRES)
-        sql = f"SELECT {q.SELECT_JOB} FROM job WHERE job.job_id = {b.p(job_id)}"
-        if cluster is not None:
-            sql += f" AND job.cluster = {b.p(cluster)}"
-        if start_time is not None:
-            sql += f" AND job.start_time = {b.p(start_time)}"
-        rows = await self._fetch(sql + " ORDER BY job.start_time DESC, job.id DESC LIMIT 1", *b.params)
+        rows = await self._fetch(q.find_job_sql(b, job_id, cluster, start_time), *b.params)
         return q.job_from_row(rows[0]) if rows else None
 
     async def list_jobs(
@@ -379,13 +374,7 @@ class PostgresRepository(Repository):
         with_meta_data: bool = False,
     ) -> list[Job]:
         b = q.Sql(q.POSTGRES)
-        sql = (
-            f"SELECT {q.SELECT_JOB} FROM job"
-            + q.where_clause(b, flt)
-            + q.order_clause(b, order)
-            + q.page_clause(b, limit, offset)
-        )
-        rows = await self._fetch(sql, *b.params)
+        rows = await self._fetch(q.list_jobs_sql(b, flt, order, limit, offset), *b.params)
         now = int(time.time())
         return [q.job_from_row(r, with_meta_data, now) for r in rows]
 

@@ -528,18 +528,11 @@ class SqliteRepository(Repository):
         return await self._read(run)
 
     async def find_job(self, job_id: int, cluster: str | None = None, start_time: int | None = None) -> Job | None:
-        sql = f"SELECT {q.SELECT_JOB} FROM job WHERE job.job_id = ?"
-        params: list[Any] = [job_id]
-        if cluster is not None:
-            sql += " AND job.cluster = ?"
-            params.append(cluster)
-        if start_time is not None:
-            sql += " AND job.start_time = ?"
-            params.append(start_time)
-        sql += " ORDER BY job.start_time DESC, job.id DESC LIMIT 1"
+        b = q.Sql(q.SQLITE)
+        sql = q.find_job_sql(b, job_id, cluster, start_time)
 
         def run(conn: sqlite3.Connection) -> Job | None:
-            row = conn.execute(sql, params).fetchone()
+            row = conn.execute(sql, b.params).fetchone()
             return q.job_from_row(row) if row else None
 
         return await self._read(run)
@@ -553,12 +546,7 @@ class SqliteRepository(Repository):
         with_meta_data: bool = False,
     ) -> list[Job]:
         b = q.Sql(q.SQLITE)
-        sql = (
-            f"SELECT {q.SELECT_JOB} FROM job"
-            + q.where_clause(b, flt)
-            + q.order_clause(b, order)
-            + q.page_clause(b, limit, offset)
-        )
+        sql = q.list_jobs_sql(b, flt, order, limit, offset)
 
         def run(conn: sqlite3.Connection) -> list[Job]:
             now = int(time.time())
