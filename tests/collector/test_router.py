@@ -361,3 +361,43 @@ def test_every_router_config_of_the_guide_loads():
         r, out = router(b)
         r.from_collector([msg(tags={"type": "node"})])
         assert out and out[0].tags["hostname"] == "node01"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"interval_timestamp": True},  # only the hostname rule: the fast path
+        {"hostname_tag": "host"},
+        {"add_tags": [{"key": "cluster", "value": "fritz", "if": "*"}], "drop_metrics": ["cpu_idle"]},
+        {
+            "process_messages": {"manipulate_messages": [{"drop_by_name": ["cpu_idle"]}]},
+            "interval_timestamp": True,
+        },
+        {"num_cache_intervals": 1, "interval_timestamp": True},
+    ],
+)
+def test_batch_route_equals_single_route(options):
+    """`from_collector` with `out_many` (one call per read) forwards exactly what the
+    message-by-message path forwards."""
+
+    def batch() -> list[CCMessage]:
+        return [
+            msg("cpu_user", 1.0, tags={"type": "node"}),
+            msg("cpu_idle", 2.0, tags={"type": "node"}),
+            msg("mem_used", UInt(3), tags={"type": "node", "hostname": "other"}),
+        ]
+
+    single: list[CCMessage] = []
+    r1 = Router(options, single.append, hostname="node07")
+    r1.tick_time_ns = T + 5
+    r1.from_collector(batch())
+    many: list[list[CCMessage]] = []
+    r2 = Router(options, lambda m: pytest.fail("single path used"), hostname="node07", out_many=many.append)
+    r2.tick_time_ns = T + 5
+    r2.from_collector(batch())
+    assert len(many) == 1
+    assert many[0] == single
+    assert (r1.forwarded, r1.dropped) == (r2.forwarded, r2.dropped)
+    assert all(m.tags.get(options.get("hostname_tag", "hostname")) for m in single)
+    if options.get("interval_timestamp"):
+        assert {m.time for m in single} == {T + 5}

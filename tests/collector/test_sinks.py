@@ -518,6 +518,49 @@ async def test_http_batch_size_and_zero_flush_delay(fake, sinks):
     await until(lambda: any(r.path == "/z" for r in fake.writes()), what="immediate send")
 
 
+async def test_http_write_many_cuts_and_drops_as_write_does(fake, sinks):
+    """The batch path (one collector read at once) gives the same requests as single writes."""
+    s = await started(
+        sinks, "h", {"type": "http", "url": fake.url + "/w", "flush_delay": "1h", "batch_size": 4}
+    )
+    batch = [msg(value=i) for i in range(9)]
+    batch.insert(5, msg(hostname=""))  # refused by writer B: dropped alone
+    s.write_many(batch)
+    await until(lambda: len(fake.writes()) == 2, what="two full batches")
+    await s.close()
+    assert [len(r.lines) for r in fake.writes()] == [4, 4, 1]
+    assert [ln for r in fake.writes() for ln in r.lines] == [line_b(m) for m in batch if m.tags["hostname"]]
+    assert (s.received, s.sent, s.dropped) == (10, 9, 1)
+
+    t = await started(sinks, "t", {"type": "http", "url": fake.url + "/t", "flush_delay": "200ms"})
+    t.write_many([msg(value=i) for i in range(3)])
+    t.write_many([msg(value=i) for i in range(3, 5)])
+    await until(lambda: any(r.path == "/t" for r in fake.writes()), what="the timed batch")
+    assert [r.lines for r in fake.writes() if r.path == "/t"] == [[line_b(msg(value=i)) for i in range(5)]]
+
+
+async def test_write_many_honours_sink_rules_and_meta_as_tags(fake, sinks):
+    from cccollector.cli import _processor_factory  # the rules engine, as the collector wires it
+
+    cfg = {
+        "type": "http",
+        "url": fake.url + "/w",
+        "flush_delay": "0s",
+        "meta_as_tags": ["unit"],
+        "process_messages": {"drop_messages": ["cpu_idle"]},
+    }
+    s = create_sink("h", cfg, processor_factory=_processor_factory("sink", {}))
+    sinks.append(s)
+    await s.start()
+    a = msg("cpu_user", 1.5)
+    a.meta["unit"] = "Percent"
+    b = msg("cpu_idle", 2.0)
+    s.write_many([a, b])
+    await until(lambda: s.sent == 1, what="one line")
+    assert fake.writes()[0].lines == [f"cpu_user,hostname=node01,type=node,unit=Percent value=1.5 {T0}"]
+    assert a.meta == {"unit": "Percent"} and "unit" not in a.tags  # shared message left alone
+
+
 async def test_http_retries_after_500_and_drops_on_400(fake, sinks, caplog):
     fake.statuses.extend([500, 503])
     s = await started(sinks, "h", {"type": "http", "url": fake.url + "/api/write", "flush_delay": "0s"})
@@ -972,7 +1015,9 @@ bind-address = "127.0.0.1:{rpc}"
 def influxd(tmp_path) -> Iterator[int]:
     exe = shutil.which("influxd")
     if exe is None:
-        pytest.skip("influxd (InfluxDB 1.x) not installed (optional peer; scripts/test.sh installs it as root)")
+        pytest.skip(
+            "influxd (InfluxDB 1.x) not installed (optional peer; scripts/test.sh installs it as root)"
+        )
     port, rpc = free_port(), free_port()
     conf = tmp_path / "influxdb.conf"
     conf.write_text(INFLUX_CONF.format(d=tmp_path / "influx", port=port, rpc=rpc))

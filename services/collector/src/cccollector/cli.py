@@ -36,8 +36,12 @@ SHUTDOWN_LIMIT = 15.0
 
 def build_parser() -> GoFlagParser:
     p = GoFlagParser(prog="cc-metric-collector", description="ClusterCockpit node metric collector (Python)")
-    p.add_flag("config", default="./config.json", metavar="PATH", help="main config file (default ./config.json)")
-    p.add_flag("log", default="stderr", metavar="FILE", help="stderr (default) or a file to append log lines to")
+    p.add_flag(
+        "config", default="./config.json", metavar="PATH", help="main config file (default ./config.json)"
+    )
+    p.add_flag(
+        "log", default="stderr", metavar="FILE", help="stderr (default) or a file to append log lines to"
+    )
     p.add_flag("loglevel", default="info", metavar="LEVEL", help="debug|info|warn|err|crit (default info)")
     p.add_flag("once", action="store_true", help="collect once, flush every sink, exit")
     p.add_flag("version", action="store_true", help="print the version and exit")
@@ -69,10 +73,18 @@ class Collector:
         functions = topology_functions(topo) if topo is not None else {}
         load_all()
         self.sinks = SinkManager(cfg.sinks, _processor_factory("sink", functions))
-        self.router = Router(cfg.router, self.sinks.write, constants=topology_constants(topo), functions=functions)
+        self.router = Router(
+            cfg.router,
+            self.sinks.write,
+            constants=topology_constants(topo),
+            functions=functions,
+            out_many=self.sinks.write_many,
+        )
         self.ticker = Ticker(cfg.interval)
         self.ticker.add(self.router.on_tick)
-        self.collectors = CollectorManager(cfg.collectors, self.router.from_collector, cfg.duration, root=root)
+        self.collectors = CollectorManager(
+            cfg.collectors, self.router.from_collector, cfg.duration, root=root
+        )
         self.ticker.add(self.collectors.on_tick)
         self.receivers: Any = None
         if cfg.receivers:

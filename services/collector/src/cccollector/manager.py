@@ -135,12 +135,17 @@ class CollectorManager:
             if asyncio.iscoroutine(r):
                 await r
 
-    def _read_inline(self, coll: MetricCollector) -> None:
-        try:
-            msgs = self._read(coll, self.duration)
-        except Exception as e:  # noqa: BLE001 - read errors are logged per read (spec §9.2)
-            log.error("collector %s: read failed: %s: %s", coll.type, type(e).__name__, e)
-            return
+    def _read_inline(self, colls: list[MetricCollector]) -> None:
+        """Read the inline collectors one after another and route their messages together (one
+        pass through the router and each sink's encoder per tick instead of one per collector)."""
+        msgs: list[CCMessage] = []
+        for coll in colls:
+            mark = len(msgs)
+            try:
+                coll.read(self.duration, msgs.append)
+            except Exception as e:  # noqa: BLE001 - read errors are logged per read (spec §9.2)
+                del msgs[mark:]  # a failed read sends nothing, as the threaded ones
+                log.error("collector %s: read failed: %s: %s", coll.type, type(e).__name__, e)
         if msgs:
             r = self.emit(msgs)
             if asyncio.iscoroutine(r):
@@ -150,9 +155,9 @@ class CollectorManager:
     async def collect_once(self) -> None:
         parallel = [c for c in self.collectors if c.parallel and not c.inline]
         serial = [c for c in self.collectors if not c.parallel]
-        for c in self.collectors:
-            if c.parallel and c.inline:
-                self._read_inline(c)
+        inline = [c for c in self.collectors if c.parallel and c.inline]
+        if inline:
+            self._read_inline(inline)
         if parallel:
             await asyncio.gather(*(self._read_one(c) for c in parallel))
         for c in serial:

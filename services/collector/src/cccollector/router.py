@@ -69,6 +69,7 @@ class Router:
         hostname: str | None = None,
         constants: Mapping[str, Any] | None = None,
         functions: Mapping[str, Any] | None = None,
+        out_many: Callable[[list[CCMessage]], Any] | None = None,
     ) -> None:
         if not isinstance(options, Mapping):
             raise ProcessorConfigError("router: must be a JSON object")
@@ -80,6 +81,8 @@ class Router:
             )
         opts = {k_l: options[k] for k_l, k in lowered.items()}
         self.out = out
+        #: takes the forwarded messages of one collector read at once (the sinks encode them together)
+        self.out_many = out_many
         self.hostname = hostname or short_hostname()
         self.interval_timestamp = bool(_typed(opts, "interval_timestamp", bool, False))
         self.num_cache_intervals = int(_typed(opts, "num_cache_intervals", int, 0))
@@ -122,6 +125,8 @@ class Router:
                 m.tags[tag] = host
                 h.changed()
 
+        #: no rule but the hostname rule: collector reads skip the rules engine
+        self._plain = p.empty
         p.stages["add_tag"].append(hostname_rule)
         self.processor = p
 
@@ -137,27 +142,51 @@ class Router:
 
     # ------------------------------------------------------------------ inputs
 
-    def _route(self, msg: CCMessage, cache: bool) -> None:
+    def _process(self, msg: CCMessage) -> CCMessage | None:
         if self.interval_timestamp:
             msg.time = self.tick_time_ns
         # collector and receiver messages are fresh objects: process them in place unless the
         # cache needs the original of a dropped one
-        caching = cache and self.num_cache_intervals > 0
+        caching = self.num_cache_intervals > 0
         out = self.processor.process(msg, copy=caching)
         if out is not None:
             self.forwarded += 1
-            self.out(out)
         else:
             self.dropped += 1
         if caching:
             self.cache[-1].append(out if out is not None else msg)
+        return out
+
+    def _route(self, msg: CCMessage) -> None:
+        out = self._process(msg)
+        if out is not None:
+            self.out(out)
 
     def from_collector(self, msgs: list[CCMessage]) -> None:
-        for m in msgs:
-            self._route(m, True)
+        if self.out_many is None:
+            for m in msgs:
+                self._route(m)
+            return
+        if self._plain and self.num_cache_intervals <= 0:
+            # the common compute-node case: time stamp and host name, nothing else to decide
+            tag, host = self.hostname_tag, self.hostname
+            if self.interval_timestamp:
+                t = self.tick_time_ns
+                for m in msgs:
+                    m.time = t
+            for m in msgs:
+                tags = m.tags
+                if tag not in tags:
+                    tags[tag] = host
+            self.forwarded += len(msgs)
+            self.out_many(msgs)
+            return
+        outs = [o for o in map(self._process, msgs) if o is not None]
+        if outs:
+            self.out_many(outs)
 
     def from_receiver(self, msg: CCMessage) -> None:
-        self._route(msg, True)
+        self._route(msg)
 
     def on_tick(self, now: float) -> None:
         """Tick consumer: interval time, then the aggregates of the interval that ended."""

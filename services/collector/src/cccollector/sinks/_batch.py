@@ -108,6 +108,21 @@ class BatchingSink(Sink):
         """One line without newline; raise LineError to drop the message."""
         raise NotImplementedError
 
+    def _encode_many(self, msgs: list[CCMessage]) -> list[str]:
+        """The lines of several messages, leaving out (and reporting) those that cannot be
+        written. Sinks with a batch encoder (`_encode.lines_b`) override this."""
+        out = []
+        for m in msgs:
+            try:
+                out.append(self._encode(m))
+            except LineError as e:
+                self._encode_failed(m, e)
+        return out
+
+    def _encode_failed(self, msg: CCMessage, e: LineError) -> None:
+        self.dropped += 1
+        self.limited(logging.ERROR, "encode", "cannot encode %r, dropped: %s", msg.name, e)
+
     async def _send(self, body: bytes, lines: int) -> int | None:
         """Deliver one request; raise SendError. May return the number of lines it had to drop."""
         raise NotImplementedError
@@ -191,9 +206,28 @@ class BatchingSink(Sink):
         try:
             line = self._encode(msg)
         except LineError as e:
-            self.dropped += 1
-            self.limited(logging.ERROR, "encode", "cannot encode %r, dropped: %s", msg.name, e)
+            self._encode_failed(msg, e)
             return
+        self._add(line)
+
+    def _write_many(self, msgs: list[CCMessage]) -> None:
+        lines = self._encode_many(msgs)
+        if not lines:
+            return
+        if (
+            self.flush_delay > 0
+            and self.batch_size is None
+            and len(self._buf) + len(lines) < self.max_buffered_lines
+        ):  # no cut can fall inside this run of lines
+            self._buf.extend(lines)
+            self._buf_bytes += sum(map(len, lines)) + len(lines)
+            if self._timer is None:
+                self._timer = asyncio.get_running_loop().call_later(self.flush_delay, self._on_timer)
+            return
+        for line in lines:
+            self._add(line)
+
+    def _add(self, line: str) -> None:
         self._buf.append(line)
         self._buf_bytes += len(line) + 1
         n = len(self._buf)

@@ -8,6 +8,10 @@
   nanoseconds) and influxasync (scaled): a `,` always follows the measurement, fields are sorted,
   string values escape only `\\` and `"`, nothing is validated, and newline/CR/tab in names, keys
   and tag values become two backslashes plus `n`/`r`/`t`.
+
+`text_a` and `lines_b` write a whole list of messages at once; they use the C accelerator
+`cccommon._lpenc` (same text, about 10x faster) and hand it `line_a`/`line_b` for the messages
+it leaves to Python (string, unsigned or several fields, escapes writer B refuses, ...).
 """
 
 from __future__ import annotations
@@ -15,11 +19,17 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Callable
 
 from cccommon.lineprotocol import format_line, format_value, go_float
 from cccommon.message import CCMessage, UInt
 
-__all__ = ["LineError", "PRECISIONS", "parse_precision", "line_b", "line_a"]
+try:
+    from cccommon import _lpenc
+except ImportError:  # built without a C compiler: the Python writers do the same
+    _lpenc = None
+
+__all__ = ["LineError", "PRECISIONS", "parse_precision", "line_b", "line_a", "lines_b", "text_a"]
 
 #: precision name → nanoseconds per unit
 PRECISIONS: dict[str, int] = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
@@ -118,3 +128,36 @@ def line_a(msg: CCMessage, unit_ns: int = 1) -> str:
 
 # `name,tags ` of recent series (the same series come at every interval)
 _A_HEADS: dict[tuple[str, ...], str] = {}
+
+
+def text_a(msgs: list[CCMessage], unit_ns: int = 1) -> str:
+    """Writer A text of all `msgs`, each line followed by a newline."""
+    if unit_ns == 1:
+        fallback: Callable[[CCMessage], str] = line_a
+    else:
+
+        def fallback(m: CCMessage) -> str:
+            return line_a(m, unit_ns)
+
+    if _lpenc is not None:
+        return _lpenc.encode(msgs, unit_ns, 0, fallback, True)  # type: ignore[no-any-return]
+    return "".join([fallback(m) + "\n" for m in msgs])
+
+
+def lines_b(
+    msgs: list[CCMessage],
+    unit_ns: int,
+    on_error: Callable[[CCMessage, LineError], None],
+) -> list[str]:
+    """Writer B lines of `msgs` (no newlines); a message that cannot be written goes to `on_error`."""
+
+    def fallback(m: CCMessage) -> str | None:
+        try:
+            return line_b(m, unit_ns)
+        except LineError as e:
+            on_error(m, e)
+            return None
+
+    if _lpenc is not None:
+        return _lpenc.encode(msgs, unit_ns, 1, fallback, False)  # type: ignore[no-any-return]
+    return [line for line in map(fallback, msgs) if line is not None]

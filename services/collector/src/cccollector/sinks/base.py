@@ -183,6 +183,29 @@ class Sink:
             self.dropped += 1
             self.limited(logging.ERROR, "write", "write of %r failed: %s", getattr(msg, "name", msg), e)
 
+    def write_many(self, msgs: list[CCMessage]) -> None:
+        """Queue the messages of one collector read or receiver batch; never raises, never blocks."""
+        if self.closed or self.processor is not None or self.meta_as_tags:
+            for m in msgs:
+                self.write(m)
+            return
+        self.received += len(msgs)
+        try:
+            self._write_many(msgs)
+        except Exception as e:  # a sink must never take the collector down
+            self.dropped += len(msgs)
+            self.limited(logging.ERROR, "write", "write of %d messages failed: %s", len(msgs), e)
+
+    def _write_many(self, msgs: list[CCMessage]) -> None:
+        """Accept several messages (shared with other sinks: do not change them). Sinks that
+        encode whole batches at once override this; the default writes them one by one."""
+        for m in msgs:
+            try:
+                self._write(m)
+            except Exception as e:
+                self.dropped += 1
+                self.limited(logging.ERROR, "write", "write of %r failed: %s", m.name, e)
+
     def stats(self) -> dict[str, int]:
         return {"received": self.received, "sent": self.sent, "dropped": self.dropped, "buffered": 0}
 
@@ -282,6 +305,13 @@ class SinkManager:
             try:
                 s.write(msg)
             except Exception as e:  # Sink.write does not raise; a subclass might
+                log.error("WRITE %s: write failed: %s", s, e)
+
+    def write_many(self, msgs: list[CCMessage]) -> None:
+        for s in self.sinks.values():
+            try:
+                s.write_many(msgs)
+            except Exception as e:  # Sink.write_many does not raise; a subclass might
                 log.error("WRITE %s: write failed: %s", s, e)
 
     async def _run(self, queue: asyncio.Queue[CCMessage]) -> None:

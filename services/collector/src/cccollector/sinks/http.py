@@ -37,7 +37,7 @@ import aiohttp
 from cccommon.message import CCMessage
 
 from ._batch import BatchingSink, SendError
-from ._encode import line_b, parse_precision
+from ._encode import line_b, lines_b, parse_precision
 from .base import SinkError, SinkOptions, register
 
 __all__ = ["HttpSink"]
@@ -129,6 +129,9 @@ class HttpSink(BatchingSink):
 
     def _encode(self, msg: CCMessage) -> str:
         return line_b(msg, self._unit)
+
+    def _encode_many(self, msgs: list[CCMessage]) -> list[str]:
+        return lines_b(msgs, self._unit, self._encode_failed)
 
     def _new_session(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(limit=1, keepalive_timeout=self.idle_timeout or None)

@@ -32,7 +32,7 @@ import time
 from cccommon.message import CCMessage
 
 from ._batch import _Batch
-from ._encode import line_b
+from ._encode import line_b, lines_b
 from ._influx import INFLUX_OPTIONS, InfluxBatchingSink, InfluxTarget
 from .base import SinkError, SinkOptions, register
 
@@ -78,6 +78,9 @@ class InfluxSink(InfluxBatchingSink):
 
     def _encode(self, msg: CCMessage) -> str:
         return line_b(msg, self.target.unit_ns)
+
+    def _encode_many(self, msgs: list[CCMessage]) -> list[str]:
+        return lines_b(msgs, self.target.unit_ns, self._encode_failed)
 
     def _give_up(self, batch: _Batch) -> bool:
         if self.max_rounds and batch.failures > self.max_rounds:

@@ -41,7 +41,7 @@ from cccommon.message import CCMessage
 
 from ..natsclient import connect_args, connect_forever, tls_context
 from ._batch import BatchingSink, SendError
-from ._encode import line_b, parse_precision
+from ._encode import line_b, lines_b, parse_precision
 from .base import SinkError, SinkOptions, register
 
 __all__ = ["NatsSink"]
@@ -129,6 +129,9 @@ class NatsSink(BatchingSink):
 
     def _encode(self, msg: CCMessage) -> str:
         return line_b(msg, self._unit)
+
+    def _encode_many(self, msgs: list[CCMessage]) -> list[str]:
+        return lines_b(msgs, self._unit, self._encode_failed)
 
     # ----------------------------------------------------------------- connection
 

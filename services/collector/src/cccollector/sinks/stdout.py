@@ -23,7 +23,7 @@ from typing import TextIO
 
 from cccommon.message import CCMessage
 
-from ._encode import line_a
+from ._encode import line_a, text_a
 from .base import Sink, SinkError, SinkOptions, register
 
 __all__ = ["StdoutSink"]
@@ -41,7 +41,9 @@ class StdoutSink(Sink):
     def configure(self, opts: SinkOptions) -> None:
         self.output_file = opts.get_str("output_file", "stdout") or "stdout"
         self._fd: int | None = None
+        #: text not yet written (lines or runs of lines) and the number of lines in it
         self._lines: list[str] = []
+        self._nlines = 0
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -66,6 +68,16 @@ class StdoutSink(Sink):
 
     def _write(self, msg: CCMessage) -> None:
         self._lines.append(line_a(msg) + "\n")
+        self._nlines += 1
+        if not self._wake.is_set():
+            self._idle.clear()
+            self._wake.set()
+
+    def _write_many(self, msgs: list[CCMessage]) -> None:
+        if not msgs:
+            return
+        self._lines.append(text_a(msgs))
+        self._nlines += len(msgs)
         if not self._wake.is_set():
             self._idle.clear()
             self._wake.set()
@@ -90,15 +102,16 @@ class StdoutSink(Sink):
                 self._wake.clear()
                 continue
             lines, self._lines = self._lines, []
+            count, self._nlines = self._nlines, 0
             try:
                 text = "".join(lines)
                 if self._fd is None or len(text) < INLINE_WRITE:
                     self._emit(text)
                 else:
                     await asyncio.to_thread(self._emit, text)
-                self.sent += len(lines)
+                self.sent += count
             except (OSError, ValueError) as e:
-                self.dropped += len(lines)
+                self.dropped += count
                 self.limited(logging.ERROR, "io", "writing to %s failed: %s", self.output_file, e)
 
     async def flush(self) -> None:
@@ -115,7 +128,9 @@ class StdoutSink(Sink):
             return
         if self._task is None and self._lines:
             self._emit("".join(self._lines))  # never started: write synchronously
+            self.sent += self._nlines
             self._lines = []
+            self._nlines = 0
         await self.flush()
         self.closed = True
         if self._task is not None:
@@ -129,5 +144,5 @@ class StdoutSink(Sink):
 
     def stats(self) -> dict[str, int]:
         s = super().stats()
-        s["buffered"] = len(self._lines)
+        s["buffered"] = self._nlines
         return s
