@@ -513,6 +513,40 @@ def test_diskstat_real_machine() -> None:
         assert value(msgs, "disk_free", device=t.tags["device"]) <= t.value
 
 
+def test_diskstat_rereads_the_mount_table_only_after_a_change(tmp_path: Path) -> None:
+    """The kernel flags /proc/self/mounts after a mount: the table is parsed again then, and
+    only then. Needs mount(2) (root in a namespace that allows it)."""
+    import subprocess
+
+    real("/proc/self/mounts")
+    c = make("diskstat", "/")
+    if c._watch is None:
+        pytest.skip("/proc/self/mounts cannot be polled here")
+    parsed: list[int] = []
+    orig = c._parse
+    c._parse = lambda text: parsed.append(1) or orig(text)  # type: ignore[method-assign]
+    collect(c)
+    collect(c)
+    assert len(parsed) == 1
+    target = tmp_path / "mnt"
+    target.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "cctest", str(target)], capture_output=True, text=True)
+    if r.returncode != 0:
+        c.close()
+        pytest.skip(f"mount not permitted here: {r.stderr.strip()}")
+    try:
+        collect(c)
+        assert len(parsed) == 2
+        collect(c)
+        assert len(parsed) == 2
+    finally:
+        subprocess.run(["umount", str(target)], check=False)
+    collect(c)
+    assert len(parsed) == 3
+    c.close()
+    assert c._watch is None
+
+
 # ----------------------------------------------------------------------------- iostat
 
 

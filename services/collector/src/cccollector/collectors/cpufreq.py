@@ -13,7 +13,7 @@ from typing import Any
 from cccommon.message import CCMessage
 
 from ..topology import CPU_BASE, TopologyError, read_topology
-from ._files import FileCollector
+from ._files import FileCollector, read_bytes
 from .base import CollectorInitError, Emit, register
 
 
@@ -45,8 +45,7 @@ class CPUFreqCollector(FileCollector):
         meta = self._meta
         for path, tags in self._cpus:
             try:
-                with open(path, "rb") as fh:
-                    v = int(fh.read())
+                v = int(read_bytes(path))
             except (OSError, ValueError) as e:
                 self.log.error("Read(): failed to read CPU frequency from %s: %s", path, e)
                 continue

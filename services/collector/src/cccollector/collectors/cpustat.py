@@ -8,7 +8,7 @@ from typing import Any
 
 from cccommon.message import CCMessage
 
-from ._files import FileCollector
+from ._files import FileCollector, read_text
 from .base import CollectorInitError, Emit, register
 
 STAT_FILE = "/proc/stat"
@@ -85,8 +85,7 @@ class CpustatCollector(FileCollector):
 
     def read(self, interval: float, emit: Emit) -> None:
         try:
-            with open(self._file) as fh:
-                text = fh.read()
+            text = read_text(self._file)
         except OSError as e:
             self.log.error("Read(): failed to read %s: %s", self._file, e)
             return

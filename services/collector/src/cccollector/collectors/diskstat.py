@@ -1,14 +1,22 @@
-"""diskstat (spec §6.5): size and free space of the mounted /dev file systems, plus the fullest one."""
+"""diskstat (spec §6.5): size and free space of the mounted /dev file systems, plus the fullest one.
+
+The mount table is parsed again only when it changed: the kernel marks an open
+/proc/self/mounts with POLLPRI after every mount or unmount (proc(5)), so a tick costs one
+poll(2) and a statvfs(2) per file system instead of the kernel writing out the whole table
+(40 µs on a small VM, more with many mounts). Below a test root (a plain file, which cannot
+signal changes) the table is read at every tick.
+"""
 
 from __future__ import annotations
 
 import os
+import select
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from cccommon.message import CCMessage, UInt
 
-from ._files import FileCollector
+from ._files import FileCollector, read_text
 from .base import Emit, register
 
 MOUNTS = "/proc/self/mounts"
@@ -38,17 +46,27 @@ class DiskstatCollector(FileCollector):
         self._max = "part_max_used" not in self.exclude
         self._gbmeta = {**self.meta, "unit": "GBytes"}
         self._pctmeta = {**self.meta, "unit": "percent"}
+        #: (device, mount point below the root) of the file systems to report
+        self._mounts: list[tuple[str, str]] | None = None
+        self._watch: tuple[int, select.poll] | None = None
+        if self._file.startswith("/proc/"):
+            try:
+                fd = os.open(self._file, os.O_RDONLY | os.O_CLOEXEC)
+                poller = select.poll()
+                poller.register(fd, select.POLLPRI)
+                self._watch = (fd, poller)
+            except OSError:
+                self._watch = None
         self.initialized = True
 
-    def read(self, interval: float, emit: Emit) -> None:
-        try:
-            with open(self._file) as fh:
-                text = fh.read()
-        except OSError as e:
-            self.log.error("Read(): failed to read %s: %s", self._file, e)
-            return
-        max_used = 0
-        gbmeta = self._gbmeta
+    def close(self) -> None:
+        if self._watch is not None:
+            os.close(self._watch[0])
+            self._watch = None
+        super().close()
+
+    def _parse(self, text: str) -> list[tuple[str, str]]:
+        out = []
         for line in text.split("\n"):
             if not line.startswith("/dev"):
                 continue
@@ -58,8 +76,34 @@ class DiskstatCollector(FileCollector):
             mnt = f[1].replace("\\040", " ")
             if any(x in mnt for x in self._exclude_mounts):
                 continue
+            out.append((f[0], self.path(mnt)))
+        return out
+
+    def _current_mounts(self) -> list[tuple[str, str]] | None:
+        if self._mounts is not None and self._watch is not None:
             try:
-                st = self.statfs(self.path(mnt))
+                changed = bool(self._watch[1].poll(0))
+            except OSError:
+                changed = True
+            if not changed:
+                return self._mounts
+        try:
+            text = read_text(self._file)
+        except OSError as e:
+            self.log.error("Read(): failed to read %s: %s", self._file, e)
+            return None
+        self._mounts = self._parse(text)
+        return self._mounts
+
+    def read(self, interval: float, emit: Emit) -> None:
+        mounts = self._current_mounts()
+        if mounts is None:
+            return
+        max_used = 0
+        gbmeta = self._gbmeta
+        for device, mnt in mounts:
+            try:
+                st = self.statfs(mnt)
             except OSError:
                 continue
             if st.f_blocks == 0 or st.f_bsize == 0:
@@ -67,7 +111,7 @@ class DiskstatCollector(FileCollector):
             total = st.f_blocks * st.f_bsize // GB
             free = st.f_bfree * st.f_bsize // GB
             now = self.clock()
-            tags = {"type": "node", "device": f[0]}
+            tags = {"type": "node", "device": device}
             if self._total:
                 emit(CCMessage("disk_total", tags.copy(), gbmeta.copy(), {"value": UInt(total)}, now))
             if self._free:

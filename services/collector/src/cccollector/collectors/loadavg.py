@@ -7,7 +7,7 @@ from typing import Any
 
 from cccommon.message import CCMessage
 
-from ._files import FileCollector
+from ._files import FileCollector, read_text
 from .base import Emit, register
 
 LOADAVG = "/proc/loadavg"
@@ -35,8 +35,7 @@ class LoadavgCollector(FileCollector):
 
     def read(self, interval: float, emit: Emit) -> None:
         try:
-            with open(self._file) as fh:
-                f = fh.read().split()
+            f = read_text(self._file).split()
         except OSError as e:
             self.log.error("Read(): failed to read %s: %s", self._file, e)
             return

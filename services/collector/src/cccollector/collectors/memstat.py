@@ -8,7 +8,7 @@ from typing import Any
 
 from cccommon.message import CCMessage
 
-from ._files import FileCollector
+from ._files import FileCollector, read_text
 from .base import CollectorInitError, Emit, register
 
 MEMINFO = "/proc/meminfo"
@@ -163,16 +163,14 @@ class MemstatCollector(FileCollector):
     def read(self, interval: float, emit: Emit) -> None:
         if self._node_stats:
             try:
-                with open(self._file) as fh:
-                    text = fh.read()
+                text = read_text(self._file)
             except OSError as e:
                 self.log.error("Read(): failed to read %s: %s", self._file, e)
             else:
                 self._send(parse_meminfo(text), self._nodetags, emit)
         for path, tags in self._numa:
             try:
-                with open(path) as fh:
-                    text = fh.read()
+                text = read_text(path)
             except OSError as e:
                 self.log.error("Read(): failed to read %s: %s", path, e)
                 continue

@@ -7,7 +7,7 @@ from typing import Any
 
 from cccommon.message import CCMessage
 
-from ._files import FileCollector
+from ._files import FileCollector, read_text
 from .base import Emit, register
 
 MOUNTSTATS = "/proc/self/mountstats"
@@ -74,8 +74,7 @@ class NfsIOStatCollector(FileCollector):
 
     def read(self, interval: float, emit: Emit) -> None:
         try:
-            with open(self._file) as fh:
-                text = fh.read()
+            text = read_text(self._file)
         except OSError as e:
             self.log.error("Read(): failed to read %s: %s", self._file, e)
             return

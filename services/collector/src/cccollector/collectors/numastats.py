@@ -8,7 +8,7 @@ from typing import Any
 
 from cccommon.message import CCMessage
 
-from ._files import FileCollector
+from ._files import FileCollector, read_text
 from .base import CollectorInitError, Emit, register
 
 NODE_BASE = "/sys/devices/system/node"
@@ -51,8 +51,7 @@ class NUMAStatsCollector(FileCollector):
         send_abs, send_derived = self._abs, self._derived
         for path, tags, prev in self._nodes:
             try:
-                with open(path) as fh:
-                    text = fh.read()
+                text = read_text(path)
             except OSError as e:
                 self.log.error("Read(): failed to read %s: %s", path, e)
                 continue

@@ -19,7 +19,7 @@ from typing import Any
 
 from cccommon.message import CCMessage, UInt
 
-from ._files import FileCollector
+from ._files import FileCollector, read_text
 from .base import Emit, register
 
 STATUS = "/proc/self/status"
@@ -71,8 +71,7 @@ class SelfCollector(FileCollector):
 
         if self._mem:
             try:
-                with open(self._file) as fh:
-                    vm = _status_bytes(fh.read())
+                vm = _status_bytes(read_text(self._file))
             except OSError as e:
                 self.log.error("Read(): failed to read %s: %s", self._file, e)
                 vm = {}

@@ -10,7 +10,7 @@ from typing import Any
 
 from cccommon.message import CCMessage
 
-from ._files import FileCollector, truncdiv
+from ._files import FileCollector, read_text, truncdiv
 from .base import CollectorInitError, Emit, register
 
 HWMON = "/sys/class/hwmon"
@@ -29,9 +29,8 @@ class _Sensor:
 
 def _read_stripped(path: str) -> str | None:
     try:
-        with open(path) as f:
-            return f.read().strip()
-    except (OSError, UnicodeDecodeError):
+        return read_text(path).strip()
+    except OSError:
         return None
 
 
