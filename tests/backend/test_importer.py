@@ -148,13 +148,23 @@ async def test_init_db_imports_good_jobs_and_skips_bad_ones(
     assert (imported, skipped) == (4, 9) and secs > 0
     msgs = [r.getMessage() for r in caplog.records if "energy type 'energy'" not in r.getMessage()]
     assert msgs[0] == "Building job table..."
-    assert msgs[-1].startswith("A total of 4 jobs have been registered in ") and msgs[-1].endswith(" seconds.")
+    assert msgs[-1].startswith("A total of 4 jobs have been registered in ") and msgs[-1].endswith(
+        " seconds."
+    )
     assert "Error in import of 9 jobs!" in msgs
     errors = "\n".join(m for m in msgs if m.startswith("init-db: skipping job"))
-    for needle in ("4/001/1700000000/meta.json: cannot get subcluster", "4/005/1700000000/meta.json: cannot", "not a valid job state: 'stopped'",
-                   "len(resources) does not equal numNodes (2 vs 3)", "'resources' and 'user' should not be empty",
-                   "cannot get subcluster", "do not match the archive location", "field 'duration'",
-                   "4/008/1700000000/meta.json: job not found", "4/009/1700000000/meta.json: corrupt meta.json"):
+    for needle in (
+        "4/001/1700000000/meta.json: cannot get subcluster",
+        "4/005/1700000000/meta.json: cannot",
+        "not a valid job state: 'stopped'",
+        "len(resources) does not equal numNodes (2 vs 3)",
+        "'resources' and 'user' should not be empty",
+        "cannot get subcluster",
+        "do not match the archive location",
+        "field 'duration'",
+        "4/008/1700000000/meta.json: job not found",
+        "4/009/1700000000/meta.json: corrupt meta.json",
+    ):
         assert needle in errors, needle  # fmt: skip
 
     jobs = await all_jobs(repo)
@@ -197,8 +207,12 @@ async def test_fritz_footprint_and_energy_from_upstream_cluster(repo: Any, tmp_p
     """fritz (upstream archive) has footprint metrics cpu_load, mem_used, flops_any, mem_bw and energy
     metrics cpu_power, mem_power; the importer's fritzMinimal job gets them computed from statistics."""
     root = tmp_path / "archive"
-    archive = new_archive(root, upstream_fixture("cc-backend/pkg/archive/testdata/archive/fritz/cluster.json"))
-    m = orjson.loads(upstream_fixture("cc-backend/internal/importer/testdata/meta-fritzMinimal.input").read_bytes())
+    archive = new_archive(
+        root, upstream_fixture("cc-backend/pkg/archive/testdata/archive/fritz/cluster.json")
+    )
+    m = orjson.loads(
+        upstream_fixture("cc-backend/internal/importer/testdata/meta-fritzMinimal.input").read_bytes()
+    )
     write_job(root, m)
     registry = ClusterRegistry.from_archive(archive)
     assert (await init_db(repo, archive, registry, progress=False))[:2] == (1, 0)
@@ -273,7 +287,10 @@ async def test_import_jobs_golden_and_tags_keep_scope(repo: Any, tmp_path: Path)
         assert job.monitoring_status == 3
         assert archive.exists("fritz", golden["jobId"], golden["startTime"])
     tags = (await repo.job_tags([ids[1]]))[ids[1]]
-    assert sorted((t.type, t.name, t.scope) for t in tags) == [("app", "ams", "k106eb10"), ("class", "lowload", "global")]
+    assert sorted((t.type, t.name, t.scope) for t in tags) == [
+        ("app", "ams", "k106eb10"),
+        ("class", "lowload", "global"),
+    ]
     archived = archive.load_meta_dict("fritz", 398955, 1675956725)
     assert archived["monitoringStatus"] == 3 and archived["footprint"]["cpu_load_avg"] == 52.72
     assert archived["metaData"]["jobName"] and {t["name"] for t in archived["tags"]} == {"ams", "lowload"}
@@ -317,9 +334,13 @@ def test_converter_agrees_with_jobstats_import_mode(tmp_path: Path) -> None:
     """The importer's per-subcluster plan gives what ccbackend.jobstats computes for the same job."""
     from ccbackend import jobstats
 
-    archive = new_archive(tmp_path / "archive", upstream_fixture("cc-backend/pkg/archive/testdata/archive/fritz/cluster.json"))
+    archive = new_archive(
+        tmp_path / "archive", upstream_fixture("cc-backend/pkg/archive/testdata/archive/fritz/cluster.json")
+    )
     registry = ClusterRegistry.from_archive(archive)
-    m = orjson.loads(upstream_fixture("cc-backend/internal/importer/testdata/meta-fritzError.input").read_bytes())
+    m = orjson.loads(
+        upstream_fixture("cc-backend/internal/importer/testdata/meta-fritzError.input").read_bytes()
+    )
     for duration in (260, 7200, 86400):
         m["duration"] = duration
         job = JobConverter(registry).convert(m, "meta.json")
@@ -423,7 +444,9 @@ async def test_init_db_large_meta_json_and_key_reader(tmp_path: Path) -> None:
     root = tmp_path / "archive"
     archive = new_archive(root)
     script = "echo " + "x" * 200_000
-    write_job(root, meta(1001, 1700000000, metaData={"jobScript": script}, tags=[{"type": "app", "name": "big"}]))
+    write_job(
+        root, meta(1001, 1700000000, metaData={"jobScript": script}, tags=[{"type": "app", "name": "big"}])
+    )
     write_job(root, meta(1002, 1700000000))
     write_job(root, meta(1003, 1700000000, jobState="stopped"))
     registry = ClusterRegistry.from_archive(archive)
@@ -432,7 +455,10 @@ async def test_init_db_large_meta_json_and_key_reader(tmp_path: Path) -> None:
     by_key = _load_keys(rc, archive, archive.job_keys())
     assert by_dir.rows == by_key.rows and len(by_dir.rows) == 2
     assert by_dir.tags == by_key.tags == [(0, "app", "big")]
-    assert len(by_dir.errors) == len(by_key.errors) == 1 and "not a valid job state: 'stopped'" in by_dir.errors[0]
+    assert (
+        len(by_dir.errors) == len(by_key.errors) == 1
+        and "not a valid job state: 'stopped'" in by_dir.errors[0]
+    )
     repo = await open_repository("sqlite3", str(tmp_path / "big.db"))
     try:
         assert (await init_db(repo, archive, registry, progress=False))[:2] == (2, 1)
@@ -460,10 +486,100 @@ async def test_sqlite_insert_job_rows_duplicates_and_tags(tmp_path: Path) -> Non
         assert {(t.type, t.name, t.scope) for t in await repo.list_tags()} == {("app", "vasp", "global"),
                                                                                ("app", "gromacs", "global")}  # fmt: skip
         tags = await repo.job_tags([1, 2, 3])
-        assert {i: [t.name for t in ts] for i, ts in tags.items()} == {1: ["vasp"], 2: ["vasp"], 3: ["gromacs"]}
+        assert {i: [t.name for t in ts] for i, ts in tags.items()} == {
+            1: ["vasp"],
+            2: ["vasp"],
+            3: ["gromacs"],
+        }
         assert await repo.insert_job_rows([], []) == []
+        # the CHECK constraints hold although the batch skips SQLite's own (slow) evaluation of them
+        from ccbackend.repository import RepositoryError
+        from ccbackend.repository._query import INSERT_COLUMNS
+
+        for col, bad in (("job_state", "stopped"), ("shared", "exclusive"), ("monitoring_status", 7)):
+            row = list(rc.from_dict(meta(9, 1700000000), "imp", 9, 1700000000, "m")[0])
+            row[INSERT_COLUMNS.index(col)] = bad
+            with pytest.raises(RepositoryError, match=f"CHECK constraint failed: {col}"):
+                await repo.insert_job_rows([rows[2], tuple(row)], [])
+        assert len(await all_jobs(repo)) == 3  # nothing of the refused batches went in
         job = await repo.get_job(3)
         assert job is not None and (job.job_id, job.monitoring_status, job.footprint) == (
             3, 3, {"cpu_load_avg": 1.5, "mem_used_avg": 10.25})  # fmt: skip
     finally:
         await repo.close()
+
+
+@pytest.mark.asyncio
+async def test_sqlite_bulk_import_uses_a_rollback_journal_only_while_alone(tmp_path: Path) -> None:
+    import sqlite3
+
+    from ccbackend.importer import RowConverter
+
+    archive = new_archive(tmp_path / "archive")
+    rc = RowConverter(JobConverter(ClusterRegistry.from_archive(archive)))
+    rows = [rc.from_dict(meta(i, 1700000000), "imp", i, 1700000000, "m")[0] for i in (1, 2, 3)]
+    db = tmp_path / "bulk.db"
+    repo = await open_repository("sqlite3", str(db))
+
+    def mode() -> str:
+        c = sqlite3.connect(db)
+        try:
+            return str(c.execute("PRAGMA journal_mode").fetchone()[0])
+        finally:
+            c.close()
+
+    try:
+        assert mode() == "wal"
+        async with repo.bulk_import():
+            assert mode() == "delete"
+            assert await repo.insert_job_rows(rows[:2], []) == [1, 2]
+        assert mode() == "wal"
+        assert [j.job_id for j in await all_jobs(repo)] == [1, 2]
+        # another connection (another process, say) has the database open: WAL stays, the import works
+        other = sqlite3.connect(db)
+        other.execute("SELECT count(*) FROM job").fetchone()
+        try:
+            async with repo.bulk_import():
+                assert mode() == "wal"
+                assert await repo.insert_job_rows(rows[2:], []) == [3]
+        finally:
+            other.close()
+        assert mode() == "wal" and len(await all_jobs(repo)) == 3
+        # an import that fails half-way still rebuilds the indexes and returns to WAL
+        with pytest.raises(RuntimeError):
+            async with repo.bulk_import():
+                raise RuntimeError("disk full")
+        assert mode() == "wal"
+        c = sqlite3.connect(db)
+        n = c.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'job'"
+        ).fetchone()[0]
+        c.close()
+        assert n > 50
+    finally:
+        await repo.close()
+
+
+def test_load_l1_reads_a_large_directory_with_reader_threads_in_order(tmp_path: Path) -> None:
+    """A `<jobId // 1000>` directory with many jobs is read by several threads; rows keep the
+    directory order and every broken job is reported once."""
+    from ccbackend import importer
+    from ccbackend.importer import RowConverter, _load_l1
+
+    root = tmp_path / "archive"
+    archive = new_archive(root)
+    for i in range(1, 61):
+        write_job(root, meta(1000 + i, 1700000000 + i))
+    write_job(root, meta(1000 + 61, 1700000100), start_dir=1700000100)
+    (root / "imp" / "1" / "007" / str(1700000007) / "meta.json").write_bytes(b"{not json")
+    (root / "imp" / "1" / "011" / str(1700000011) / "meta.json").unlink()
+    (root / "imp" / "1" / "012" / "notanumber").mkdir()  # ignored, as upstream
+    rc = RowConverter(JobConverter(ClusterRegistry.from_archive(archive)))
+    assert 61 >= 2 * importer._READERS  # the threaded path
+    batch = _load_l1(rc, "imp", 1, str(root / "imp" / "1"))
+    got = [r[0] for r in batch.rows]
+    assert got == [1000 + i for i in range(1, 62) if i not in (7, 11)]
+    assert len(batch.errors) == 2
+    assert any("1/007/" in e for e in batch.errors) and any(
+        "011" in e and "no meta.json" in e for e in batch.errors
+    )

@@ -67,11 +67,14 @@ def _options(options: dict[str, Any] | None) -> dict[str, int]:
     }
 
 
-def _connect(path: str, opts: dict[str, int]) -> sqlite3.Connection:
+def _connect(path: str, opts: dict[str, int], journal: str | None = "WAL") -> sqlite3.Connection:
     """A connection with upstream's settings (WAL, synchronous NORMAL, foreign keys, busy timeout)."""
-    conn = sqlite3.connect(path, timeout=opts["busy_ms"] / 1000, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(
+        path, timeout=opts["busy_ms"] / 1000, isolation_level=None, check_same_thread=False
+    )
     conn.execute(f"PRAGMA busy_timeout = {int(opts['busy_ms'])}")
-    conn.execute("PRAGMA journal_mode = WAL")
+    if journal is not None:
+        conn.execute(f"PRAGMA journal_mode = {journal}")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA temp_store = MEMORY")
@@ -247,7 +250,9 @@ def sqlite_revert(path: str) -> tuple[int, int]:
         q.check_version(version, path)
         if version is None:
             raise SchemaVersionError(f"database {path} is empty: nothing to revert")
-        _run_step(conn, SCHEMA_VERSION - 1, lambda c: _exec_script(c, _sql_file("11_optimize-indexes.down.sql")))
+        _run_step(
+            conn, SCHEMA_VERSION - 1, lambda c: _exec_script(c, _sql_file("11_optimize-indexes.down.sql"))
+        )
         return SCHEMA_VERSION, SCHEMA_VERSION - 1
     finally:
         conn.close()
@@ -270,7 +275,9 @@ def _v11_job_indexes() -> dict[str, str]:
 
 def _ensure_job_indexes(conn: sqlite3.Connection) -> None:
     """Create missing version-11 job indexes (e.g. after a bulk import that was interrupted)."""
-    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'job'")}
+    have = {
+        r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'job'")
+    }
     missing = {n: s for n, s in _v11_job_indexes().items() if n not in have}
     if not missing:
         return
@@ -321,6 +328,10 @@ class SqliteRepository(Repository):
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
+        #: journal mode of new connections (DELETE only while a bulk import runs) and the connection
+        #: generation: a thread whose connection is older opens a new one
+        self._journal = "WAL"
+        self._gen = 0
         self._wlock = asyncio.Lock()
         self._closed = False
 
@@ -338,12 +349,39 @@ class SqliteRepository(Repository):
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = _connect(self.path, self._opts)
+        if conn is None or self._local.gen != self._gen:
+            conn = _connect(self.path, self._opts, self._journal)
             self._local.conn = conn
+            self._local.gen = self._gen
             with self._conns_lock:
                 self._conns.append(conn)
         return conn
+
+    def _drop_connections(self) -> None:
+        """Close every pooled connection (each thread opens a new one on its next use)."""
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+            self._gen += 1
+        for c in conns:
+            c.close()
+
+    def _switch_journal(self, mode: str) -> bool:
+        """Change the journal mode; False (and no change) when another connection, e.g. another
+        process, has the database open: leaving or entering WAL needs the only connection."""
+        self._drop_connections()
+        conn = _connect(self.path, self._opts, journal=None)
+        try:
+            conn.execute("PRAGMA busy_timeout = 0")
+            got = conn.execute(f"PRAGMA journal_mode = {mode}").fetchone()[0]
+        except sqlite3.OperationalError as e:
+            log.info("journal mode stays %s: %s", self._journal, e)
+            return False
+        finally:
+            conn.close()
+        if str(got).upper() != mode:
+            return False
+        self._journal = mode
+        return True
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         if self._closed:
@@ -418,6 +456,11 @@ class SqliteRepository(Repository):
 
         Inserting into an index-free table and building the indexes once is several times faster than
         maintaining some 50 indexes row by row.  An interrupted import is repaired on the next open.
+
+        While it runs the database uses a rollback journal instead of WAL when no other process has it
+        open: the rows and the new index pages then go straight into the database file instead of
+        through the WAL and a checkpoint (some 10 % of an `-init-db`). Nothing else may use this
+        repository during the import (init-db is a command-line operation).
         """
 
         def drop(conn: sqlite3.Connection) -> list[tuple[str, str]]:
@@ -462,7 +505,9 @@ class SqliteRepository(Repository):
             try:
                 build(conn, saved)
             except sqlite3.OperationalError as e:
-                log.warning("bulk import: building indexes with temp files failed (%s), retrying in memory", e)
+                log.warning(
+                    "bulk import: building indexes with temp files failed (%s), retrying in memory", e
+                )
                 conn.execute("PRAGMA temp_store = MEMORY")
                 build(conn, saved)
             finally:
@@ -470,12 +515,19 @@ class SqliteRepository(Repository):
 
         saved = await self._write(drop)
         log.info("bulk import: dropped %d job indexes", len(saved))
+        switched = self.path != ":memory:" and await self._exclusive(
+            lambda _conn: self._switch_journal("DELETE")
+        )
         try:
             yield
         finally:
-            started = time.monotonic()
-            await self._exclusive(rebuild, saved)
-            log.info("bulk import: rebuilt job indexes in %.1f s", time.monotonic() - started)
+            try:
+                started = time.monotonic()
+                await self._exclusive(rebuild, saved)
+                log.info("bulk import: rebuilt job indexes in %.1f s", time.monotonic() - started)
+            finally:
+                if switched and not await self._exclusive(lambda _conn: self._switch_journal("WAL")):
+                    log.warning("bulk import: could not return to WAL mode; the next start does")
 
     # ---- jobs ---------------------------------------------------------------------------------------
 
@@ -527,7 +579,9 @@ class SqliteRepository(Repository):
 
         return await self._read(run)
 
-    async def find_job(self, job_id: int, cluster: str | None = None, start_time: int | None = None) -> Job | None:
+    async def find_job(
+        self, job_id: int, cluster: str | None = None, start_time: int | None = None
+    ) -> Job | None:
         b = q.Sql(q.SQLITE)
         sql = q.find_job_sql(b, job_id, cluster, start_time)
 
@@ -570,7 +624,9 @@ class SqliteRepository(Repository):
         )
 
     async def set_monitoring_status(self, id: int, status: int) -> None:
-        await self._write(lambda c: c.execute("UPDATE job SET monitoring_status = ? WHERE id = ?", (status, id)))
+        await self._write(
+            lambda c: c.execute("UPDATE job SET monitoring_status = ? WHERE id = ?", (status, id))
+        )
 
     async def update_archived(
         self,
@@ -594,9 +650,11 @@ class SqliteRepository(Repository):
 
     async def update_running_durations(self, now: int) -> int:
         return await self._write(
-            lambda c: c.execute(
-                "UPDATE job SET duration = ? - start_time WHERE job_state = 'running'", (now,)
-            ).rowcount
+            lambda c: (
+                c.execute(
+                    "UPDATE job SET duration = ? - start_time WHERE job_state = 'running'", (now,)
+                ).rowcount
+            )
         )
 
     async def set_meta_data(self, id: int, key: str, value: str) -> dict[str, str]:
@@ -634,7 +692,8 @@ class SqliteRepository(Repository):
         def run(conn: sqlite3.Connection) -> dict[str, list[str]]:
             out: dict[str, set[str]] = {}
             cur = conn.execute(
-                "SELECT cluster, resources FROM job WHERE job_state = 'running' AND start_time < ?", (before_ts,)
+                "SELECT cluster, resources FROM job WHERE job_state = 'running' AND start_time < ?",
+                (before_ts,),
             )
             for cluster, res in cur:
                 out.setdefault(cluster, set()).update(q.hostnames(res))
@@ -644,11 +703,13 @@ class SqliteRepository(Repository):
 
     async def stop_jobs_exceeding_walltime(self, now: int, grace: int) -> int:
         return await self._write(
-            lambda c: c.execute(
-                "UPDATE job SET job_state = 'failed', duration = 0, monitoring_status = 2 "
-                "WHERE job_state = 'running' AND walltime > 0 AND start_time < ? - walltime",
-                (now - grace,),
-            ).rowcount
+            lambda c: (
+                c.execute(
+                    "UPDATE job SET job_state = 'failed', duration = 0, monitoring_status = 2 "
+                    "WHERE job_state = 'running' AND walltime > 0 AND start_time < ? - walltime",
+                    (now - grace,),
+                ).rowcount
+            )
         )
 
     # ---- tags ---------------------------------------------------------------------------------------
@@ -688,7 +749,8 @@ class SqliteRepository(Repository):
         def run(conn: sqlite3.Connection) -> JobTag:
             try:
                 cur = conn.execute(
-                    "INSERT INTO tag (tag_type, tag_name, tag_scope) VALUES (?, ?, ?)", (tag_type, name, scope)
+                    "INSERT INTO tag (tag_type, tag_name, tag_scope) VALUES (?, ?, ?)",
+                    (tag_type, name, scope),
                 )
             except sqlite3.IntegrityError:
                 raise _tag_exists(tag_type, name) from None
@@ -699,7 +761,8 @@ class SqliteRepository(Repository):
     async def list_tags(self) -> list[JobTag]:
         return await self._read(
             lambda c: [
-                q.tag_from_row(r) for r in c.execute("SELECT id, tag_type, tag_name, tag_scope FROM tag ORDER BY id")
+                q.tag_from_row(r)
+                for r in c.execute("SELECT id, tag_type, tag_name, tag_scope FROM tag ORDER BY id")
             ]
         )
 
@@ -728,7 +791,9 @@ class SqliteRepository(Repository):
 
     async def get_user(self, username: str) -> User | None:
         def run(conn: sqlite3.Connection) -> User | None:
-            row = conn.execute(f"SELECT {q.USER_COLUMNS} FROM hpc_user WHERE username = ?", (username,)).fetchone()
+            row = conn.execute(
+                f"SELECT {q.USER_COLUMNS} FROM hpc_user WHERE username = ?", (username,)
+            ).fetchone()
             return q.user_from_row(row) if row else None
 
         return await self._read(run)
@@ -759,7 +824,9 @@ class SqliteRepository(Repository):
         await self._write(run)
 
     async def delete_user(self, username: str) -> int:
-        return await self._write(lambda c: c.execute("DELETE FROM hpc_user WHERE username = ?", (username,)).rowcount)
+        return await self._write(
+            lambda c: c.execute("DELETE FROM hpc_user WHERE username = ?", (username,)).rowcount
+        )
 
     async def list_users(self) -> list[User]:
         return await self._read(
@@ -791,7 +858,9 @@ class SqliteRepository(Repository):
                     (username, key, text),
                 )
             except sqlite3.IntegrityError:
-                raise RepositoryError(f"storing configuration {key!r}: user {username!r} does not exist") from None
+                raise RepositoryError(
+                    f"storing configuration {key!r}: user {username!r} does not exist"
+                ) from None
 
         await self._write(run)
 
@@ -811,8 +880,12 @@ class SqliteRepository(Repository):
                         (r.hostname, r.cluster, r.sub_cluster, meta),
                     )
                     if meta is not None:
-                        conn.execute("UPDATE node SET meta_data = ? WHERE hostname = ? AND cluster = ?", (meta, *key))
-                    nid = conn.execute("SELECT id FROM node WHERE hostname = ? AND cluster = ?", key).fetchone()[0]
+                        conn.execute(
+                            "UPDATE node SET meta_data = ? WHERE hostname = ? AND cluster = ?", (meta, *key)
+                        )
+                    nid = conn.execute(
+                        "SELECT id FROM node WHERE hostname = ? AND cluster = ?", key
+                    ).fetchone()[0]
                     node_ids[key] = nid
                 conn.execute(
                     "INSERT INTO node_state (time_stamp, jobs_running, cpus_allocated, memory_allocated, "
@@ -851,13 +924,44 @@ _INSERT_JOB = (
 _INSERT_JOB_IGNORE = _INSERT_JOB + " ON CONFLICT DO NOTHING"
 
 
+_COL_STATE = q.INSERT_COLUMNS.index("job_state")
+_COL_SHARED = q.INSERT_COLUMNS.index("shared")
+_COL_MONITORING = q.INSERT_COLUMNS.index("monitoring_status")
+_SHARED_VALUES = frozenset({"none", "single_user", "multi_user"})
+_JOB_STATES = frozenset(JOB_STATES)
+
+
+def _check_rows(rows: Sequence[tuple[Any, ...]]) -> None:
+    """The job table's CHECK constraints, in Python: SQLite evaluates their `IN (...)` lists by building a
+    temporary index at every execution, which costs 10 µs per row in an executemany (more than the insert
+    itself); rows checked here are inserted with `ignore_check_constraints`."""
+    for i, r in enumerate(rows):
+        if r[_COL_STATE] not in _JOB_STATES:
+            raise RepositoryError(
+                f"database error: CHECK constraint failed: job_state {r[_COL_STATE]!r} (row {i})"
+            )
+        if r[_COL_SHARED] not in _SHARED_VALUES:
+            raise RepositoryError(
+                f"database error: CHECK constraint failed: shared {r[_COL_SHARED]!r} (row {i})"
+            )
+        if r[_COL_MONITORING] not in (0, 1, 2, 3):
+            raise RepositoryError(
+                f"database error: CHECK constraint failed: monitoring_status {r[_COL_MONITORING]!r} (row {i})"
+            )
+
+
 def _insert_rows(
     conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]], tags: Sequence[tuple[int, str, str]]
 ) -> list[int | None]:
     """executemany for the whole batch; ids follow from max(id) when every row went in, else row by row."""
+    _check_rows(rows)
     conn.execute("SAVEPOINT insert_rows")
     before = conn.execute("SELECT max(id) FROM job").fetchone()[0] or 0
-    inserted = conn.executemany(_INSERT_JOB_IGNORE, rows).rowcount
+    conn.execute("PRAGMA ignore_check_constraints = ON")
+    try:
+        inserted = conn.executemany(_INSERT_JOB_IGNORE, rows).rowcount
+    finally:
+        conn.execute("PRAGMA ignore_check_constraints = OFF")
     last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
     ids: list[int | None]
     if inserted == len(rows) and last == before + len(rows):
@@ -884,7 +988,9 @@ def _insert_rows(
                     "INSERT INTO tag (tag_type, tag_name, tag_scope) VALUES (?, ?, 'global') ON CONFLICT DO NOTHING",
                     key,
                 )
-                tid = conn.execute("SELECT id FROM tag WHERE tag_type = ? AND tag_name = ?", key).fetchone()[0]
+                tid = conn.execute("SELECT id FROM tag WHERE tag_type = ? AND tag_name = ?", key).fetchone()[
+                    0
+                ]
                 tag_ids[key] = tid
             links.append((job_id, tid))
         conn.executemany("INSERT OR IGNORE INTO jobtag (job_id, tag_id) VALUES (?, ?)", links)
