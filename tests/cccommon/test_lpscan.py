@@ -123,3 +123,37 @@ def test_random_bodies_decode_identically(rows):
         if fast is not None:  # None only for shapes the C path leaves to Python
             same(fast, slow)
     assert warm is not None or cold is None
+
+
+_NUMBER_TEXTS = [
+    "0", "-0", "1", "-1", "42", "1.5", "-1.5", "0.1", "0.3", "2.675", "123.456", "0.000123",
+    "1e5", "1E5", "1.5e-3", "-2.5E+10", "1e22", "1e23", "1e-22", "1e-23", "9007199254740993",
+    "9007199254740992.5", "12345678901234567890", "1234567890123456789012.5", "0.1000000000000000055511151231257827",
+    "3.141592653589793238462643383279", "1e308", "2.2250738585072014e-308", "4.9e-324",
+    ".5", "5.", "+1.5", "00012", "-007.25", "1.e5", "17976931348623157e292",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", _NUMBER_TEXTS)
+def test_numbers_parse_exactly_as_float_does(text):
+    """The C decoder's fast path (exact for short decimals) and its fallback give float()'s bits."""
+    body = f"cpu_load,hostname=n1 value={text} 1700000000".encode()
+    got = lp._decode_uniform_c(body, METRICS, "c", 0, {})
+    assert got is not None
+    want = np.float64(float(text))
+    assert got.values[0].tobytes() == want.tobytes(), (text, got.values[0], want)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.integers(-(10**18), 10**18),
+    st.integers(0, 25),
+    st.one_of(st.just(""), st.integers(-30, 30).map(lambda e: f"e{e}")),
+)
+def test_random_decimals_parse_exactly(mant, frac, exp):
+    s = str(abs(mant)).rjust(frac + 1, "0")
+    text = ("-" if mant < 0 else "") + (s[: len(s) - frac] + "." + s[len(s) - frac :] if frac else s) + exp
+    body = f"cpu_load,hostname=n1 value={text} 1700000000".encode()
+    got = lp._decode_uniform_c(body, METRICS, "c", 0, {})
+    assert got is not None
+    assert got.values[0].tobytes() == np.float64(float(text)).tobytes(), text
