@@ -96,7 +96,9 @@ def test_many_series_in_lockstep_fill_block_columns():
     for step in range(600):
         ts = 1000 + 10 * step
         body = "".join(
-            f"cpu,hostname={h},type=hwthread,type-id={t} value={step} {ts}\n" for h in hosts[:150] for t in range(2)
+            f"cpu,hostname={h},type=hwthread,type-id={t} value={step} {ts}\n"
+            for h in hosts[:150]
+            for t in range(2)
         ) + "".join(f"load,hostname={h} value={step} {ts}\n" for h in hosts[150:])
         write(s, body, now=ts)
     assert s.sample_count() == 450 * 600
@@ -146,7 +148,34 @@ def test_slow_path_bodies_use_the_index_cache():
     assert batch2.sids.tolist() == batch.sids.tolist()
     assert list(batch2.keys) == ["load\x00c\x00a\x00\x00", "cpu\x00c\x00a\x00\x00"]
     # escaped names go through the full parser, one series per key
-    batch3, res3 = write(s, 'load,hostname=b\\ c value=3 120\nload,hostname=b\\ c value=4 130\n# x\n')
+    batch3, res3 = write(s, "load,hostname=b\\ c value=3 120\nload,hostname=b\\ c value=4 130\n# x\n")
     assert res3.written == 2 and batch3.sids[0] == batch3.sids[1]
     got, *_ = s.read(["c", "b c"], "load", 120, 140)
     assert got.tolist() == [3.0, 4.0]
+
+
+def test_wal_records_by_series_id_follow_reused_ids(tmp_path):
+    """The WAL encodes indexed batches by series id; an id freed and reused for another series
+    must not keep the old series' name."""
+    from ccmetricstore import wal
+
+    s = make_store()
+    w = wal.WalWriter(tmp_path, flush_interval=0.05)
+    s.release_hooks.append(w.forget_series)
+    try:
+        b, _ = write(s, "load,hostname=old value=1 100\ncpu,hostname=old,type=socket,type-id=1 value=2 100\n")
+        w.append_batch(b)
+        assert w._by_sid and all(e is not None for e in w._by_sid)
+        assert s.free([], 10_000) == 2  # both series dropped; their ids come back
+        b2, _ = write(s, "load,hostname=new value=3 20000\n")
+        assert b2.sids.tolist()[0] in b.sids.tolist()  # a reused id
+        w.append_batch(b2)
+        b3, _ = write(s, "load,hostname=new value=4 20010\nload,hostname=old value=5 20010\n")
+        w.append_batch(b3)
+        w.flush()
+    finally:
+        w.close()
+    old = [(r[1], r[2], r[3]) for r in wal.read_records(tmp_path / "c" / "old" / "current.wal")]
+    new = [(r[1], r[2], r[3]) for r in wal.read_records(tmp_path / "c" / "new" / "current.wal")]
+    assert old == [("load", [], 1.0), ("cpu", ["socket1"], 2.0), ("load", [], 5.0)]
+    assert new == [("load", [], 3.0), ("load", [], 4.0)]

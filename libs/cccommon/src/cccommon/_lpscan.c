@@ -240,6 +240,117 @@ static void put_u32(unsigned char *o, uint32_t v) { memcpy(o, &v, 4); } /* x86/a
  *   or the first key (str) missing from cache; cache[key] = (group: int, middle: bytes) where middle
  *   is `u16 metric_len | metric | u8 nsel | (u8 len | bytes)*` of the payload.
  */
+/* The records of rows 0..n-1 grouped per host: grp[i] and mids[i] (bytes) are resolved. */
+static PyObject *build_wal_records(Py_ssize_t n, const Py_ssize_t *grp, PyObject **mids, Py_ssize_t *sizes,
+                                   Py_ssize_t *fill, Py_ssize_t ngroups, const unsigned char *ts,
+                                   const unsigned char *vs)
+{
+    PyObject *result = PyList_New(ngroups);
+    if (result == NULL)
+        return NULL;
+    for (Py_ssize_t g = 0; g < ngroups; g++) {
+        PyObject *b;
+        if (sizes[g] == 0) {
+            Py_INCREF(Py_None);
+            b = Py_None;
+        } else {
+            b = PyBytes_FromStringAndSize(NULL, sizes[g]);
+            if (b == NULL) {
+                Py_DECREF(result);
+                return NULL;
+            }
+        }
+        PyList_SET_ITEM(result, g, b);
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t g = grp[i];
+        unsigned char *o = (unsigned char *)PyBytes_AS_STRING(PyList_GET_ITEM(result, g)) + fill[g];
+        Py_ssize_t mlen = PyBytes_GET_SIZE(mids[i]);
+        uint32_t plen = (uint32_t)(8 + mlen + 4);
+        put_u32(o, 0xCC1DA7A1u);
+        put_u32(o + 4, plen);
+        unsigned char *pl = o + 8;
+        memcpy(pl, ts + 8 * i, 8);
+        memcpy(pl + 8, PyBytes_AS_STRING(mids[i]), (size_t)mlen);
+        memcpy(pl + 8 + mlen, vs + 4 * i, 4);
+        put_u32(pl + plen, crc32_ieee(pl, plen));
+        fill[g] += 8 + plen + 4;
+    }
+    return result;
+}
+
+/* (group, payload middle) of a cache entry into grp[i]/mids[i]; -1 with an exception set. */
+static int take_entry(PyObject *e, Py_ssize_t i, Py_ssize_t *grp, PyObject **mids, Py_ssize_t *sizes,
+                      Py_ssize_t ngroups)
+{
+    if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(e, 1))) {
+        PyErr_SetString(PyExc_TypeError, "wal_records: cache values must be (int, bytes)");
+        return -1;
+    }
+    Py_ssize_t g = PyLong_AsSsize_t(PyTuple_GET_ITEM(e, 0));
+    if (g == -1 && PyErr_Occurred())
+        return -1;
+    if (g < 0 || g >= ngroups) {
+        PyErr_SetString(PyExc_ValueError, "wal_records: group out of range");
+        return -1;
+    }
+    grp[i] = g;
+    mids[i] = PyTuple_GET_ITEM(e, 1);
+    sizes[g] += 8 + 8 + PyBytes_GET_SIZE(mids[i]) + 4 + 4;
+    return 0;
+}
+
+/* wal_records_sids(sids_i64, table, times_i64, values_f32, ngroups): as wal_records, with the rows'
+   series ids and a list indexed by series id ((group, middle) or None) instead of keys and a dict:
+   no hashing of key strings. Returns the first series id without an entry (an int) instead. */
+static PyObject *wal_records_sids(PyObject *self, PyObject *args)
+{
+    PyObject *table;
+    Py_buffer sb, tb, vb;
+    Py_ssize_t ngroups;
+    if (!PyArg_ParseTuple(args, "y*O!y*y*n", &sb, &PyList_Type, &table, &tb, &vb, &ngroups))
+        return NULL;
+    Py_ssize_t n = sb.len / 8;
+    PyObject *result = NULL;
+    Py_ssize_t *grp = NULL, *sizes = NULL, *fill = NULL;
+    PyObject **mids = NULL;
+    if (tb.len < n * 8 || vb.len < n * 4 || ngroups < 0) {
+        PyErr_SetString(PyExc_ValueError, "wal_records_sids: arrays shorter than the series ids");
+        goto done;
+    }
+    grp = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(n + 1));
+    mids = PyMem_Malloc(sizeof(PyObject *) * (size_t)(n + 1));
+    sizes = PyMem_Calloc((size_t)ngroups + 1, sizeof(Py_ssize_t));
+    fill = PyMem_Calloc((size_t)ngroups + 1, sizeof(Py_ssize_t));
+    if (!grp || !mids || !sizes || !fill) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const int64_t *sids = (const int64_t *)sb.buf;
+    Py_ssize_t tlen = PyList_GET_SIZE(table);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t sid;
+        memcpy(&sid, sids + i, 8);
+        PyObject *e = (sid >= 0 && sid < tlen) ? PyList_GET_ITEM(table, sid) : Py_None;
+        if (e == Py_None) {
+            result = PyLong_FromLongLong(sid);
+            goto done;
+        }
+        if (take_entry(e, i, grp, mids, sizes, ngroups) < 0)
+            goto done;
+    }
+    result = build_wal_records(n, grp, mids, sizes, fill, ngroups, tb.buf, vb.buf);
+done:
+    PyBuffer_Release(&sb);
+    PyBuffer_Release(&tb);
+    PyBuffer_Release(&vb);
+    PyMem_Free(grp);
+    PyMem_Free(mids);
+    PyMem_Free(sizes);
+    PyMem_Free(fill);
+    return result;
+}
+
 static PyObject *wal_records(PyObject *self, PyObject *args)
 {
     PyObject *keys, *cache;
@@ -273,53 +384,10 @@ static PyObject *wal_records(PyObject *self, PyObject *args)
             }
             goto done;
         }
-        if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(e, 1))) {
-            PyErr_SetString(PyExc_TypeError, "wal_records: cache values must be (int, bytes)");
+        if (take_entry(e, i, grp, mids, sizes, ngroups) < 0)
             goto done;
-        }
-        Py_ssize_t g = PyLong_AsSsize_t(PyTuple_GET_ITEM(e, 0));
-        if (g == -1 && PyErr_Occurred())
-            goto done;
-        if (g < 0 || g >= ngroups) {
-            PyErr_SetString(PyExc_ValueError, "wal_records: group out of range");
-            goto done;
-        }
-        grp[i] = g;
-        mids[i] = PyTuple_GET_ITEM(e, 1);
-        sizes[g] += 8 + 8 + PyBytes_GET_SIZE(mids[i]) + 4 + 4;
     }
-    result = PyList_New(ngroups);
-    if (result == NULL)
-        goto done;
-    for (Py_ssize_t g = 0; g < ngroups; g++) {
-        PyObject *b;
-        if (sizes[g] == 0) {
-            Py_INCREF(Py_None);
-            b = Py_None;
-        } else {
-            b = PyBytes_FromStringAndSize(NULL, sizes[g]);
-            if (b == NULL) {
-                Py_CLEAR(result);
-                goto done;
-            }
-        }
-        PyList_SET_ITEM(result, g, b);
-    }
-    const unsigned char *ts = tb.buf, *vs = vb.buf;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_ssize_t g = grp[i];
-        unsigned char *o = (unsigned char *)PyBytes_AS_STRING(PyList_GET_ITEM(result, g)) + fill[g];
-        Py_ssize_t mlen = PyBytes_GET_SIZE(mids[i]);
-        uint32_t plen = (uint32_t)(8 + mlen + 4);
-        put_u32(o, 0xCC1DA7A1u);
-        put_u32(o + 4, plen);
-        unsigned char *pl = o + 8;
-        memcpy(pl, ts + 8 * i, 8);
-        memcpy(pl + 8, PyBytes_AS_STRING(mids[i]), (size_t)mlen);
-        memcpy(pl + 8 + mlen, vs + 4 * i, 4);
-        put_u32(pl + plen, crc32_ieee(pl, plen));
-        fill[g] += 8 + plen + 4;
-    }
+    result = build_wal_records(n, grp, mids, sizes, fill, ngroups, tb.buf, vb.buf);
 done:
     PyBuffer_Release(&tb);
     PyBuffer_Release(&vb);
@@ -638,6 +706,8 @@ static PyMethodDef methods[] = {
      "parse_number_arrays(data, spans_i64_pairs) -> (float32 values, int64 counts) | None"},
     {"wal_records", wal_records, METH_VARARGS,
      "wal_records(keys, cache, times_i64, values_f32, ngroups) -> list[bytes|None] | missing key"},
+    {"wal_records_sids", wal_records_sids, METH_VARARGS,
+     "wal_records_sids(sids_i64, table, times_i64, values_f32, ngroups) -> list[bytes|None] | missing sid"},
     {"decode_uniform", decode_uniform, METH_VARARGS,
      "decode_uniform(body, cache, now) -> None | (results, values, times, n_missing, n_not_str)"},
     {NULL, NULL, 0, NULL},

@@ -406,6 +406,7 @@ class MetricStoreService:
             from .wal import WalWriter
 
             self.wal = WalWriter(s.checkpoint_dir, max_wal_size=s.max_wal_size)
+            self.store.release_hooks.append(self.wal.forget_series)
         self.last_checkpoint = int(time.time())
 
     def start_workers(self) -> None:

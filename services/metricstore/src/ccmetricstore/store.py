@@ -7,7 +7,7 @@ copies data out with `snapshot_host` and does its file work elsewhere.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -145,6 +145,8 @@ class MemoryStore:
         self.s_freq = np.ones(initial_series, dtype=np.int32)
         self._s_used = 0
         self._s_free: list[int] = []
+        #: called with a series id when it is released (and may be reused for another series)
+        self.release_hooks: list[Callable[[int], None]] = []
         self._prefix: dict[str, dict[bytes, Any]] = {}
         self._shapes: dict[tuple[str, ...], tuple[str, ...]] = {}  # metric-name tuples of levels
         # key string per series id, kept only once `series_keys` was asked for (the WAL)
@@ -175,6 +177,8 @@ class MemoryStore:
             cache.clear()
         if self._keys is not None and sid < len(self._keys):
             self._keys[sid] = None
+        for hook in self.release_hooks:
+            hook(sid)
         self._s_free.append(sid)
 
     def _find_level(self, selector: Sequence[str]) -> Level | None:

@@ -31,8 +31,10 @@ from cccommon.lineprotocol import StoreBatch
 
 try:  # C encoder of the records (libs/cccommon/setup.py); the Python loop below is the fallback
     from cccommon._lpscan import wal_records as _wal_records_c
+    from cccommon._lpscan import wal_records_sids as _wal_records_sids_c
 except ImportError:  # pragma: no cover
     _wal_records_c = None
+    _wal_records_sids_c = None
 
 log = logging.getLogger("ccmetricstore.wal")
 
@@ -172,6 +174,8 @@ class WalWriter:
         self._gcache: dict[str, tuple[int, bytes]] = {}  # key -> (group id, payload middle)
         self._groups: dict[tuple[str, str], int] = {}
         self._group_names: list[tuple[str, str]] = []
+        #: series id -> (group id, payload middle), for batches decoded through the store's index
+        self._by_sid: list[tuple[int, bytes] | None] = []
         self._paused = False
         self._closing = False
         self._idle = threading.Event()
@@ -191,7 +195,11 @@ class WalWriter:
             # encoding takes ~0.1 us per record in C and the write goes to a 1 MiB buffer: cheaper
             # here than handing the batch to the writer thread (which then only flushes)
             try:
-                self._write([(batch.keys, batch.times, batch.values)])
+                sids = getattr(batch, "sids", None)
+                if sids is not None and _wal_records_sids_c is not None:
+                    self._write_sids(batch, np.asarray(sids, dtype="<i8"))
+                else:
+                    self._write([(batch.keys, batch.times, batch.values)])
             except Exception:  # noqa: BLE001 - the WAL must never fail a write
                 self.stats.errors += 1
                 log.exception("WAL write failed")
@@ -301,28 +309,58 @@ class WalWriter:
                     per_host.setdefault(self._group_names[gid], []).append(data)
         return per_host
 
+    def _entry(self, key: str) -> tuple[int, bytes]:
+        """(group id, payload middle) of a store key; unencodable keys get a discarded group."""
+        try:
+            cluster, host, mid = _split_key(key)
+        except ValueError as e:
+            log.warning("record not written to the WAL: %s", e)
+            cluster, host, mid = "\x00", "\x00", b""
+        gid = self._groups.get((cluster, host))
+        if gid is None:
+            gid = self._groups[(cluster, host)] = len(self._group_names)
+            self._group_names.append((cluster, host))
+        return gid, mid
+
     def _cache_key(self, key: str, keys: list[str]) -> None:
         """Add `key` (and the other new keys of the batch) to the encoder's cache."""
         gcache = self._gcache
         if len(gcache) > 2_000_000:
             gcache.clear()
         for k in [key] + [k for k in dict.fromkeys(keys) if k not in gcache]:
-            if k in gcache:
-                continue
-            try:
-                cluster, host, mid = _split_key(k)
-            except ValueError as e:
-                log.warning("record not written to the WAL: %s", e)
-                mid = None
-                cluster, host = "", ""
-            if mid is None:
-                # unencodable: give it a group whose output is discarded
-                cluster, host, mid = "\x00", "\x00", b""
-            gid = self._groups.get((cluster, host))
-            if gid is None:
-                gid = self._groups[(cluster, host)] = len(self._group_names)
-                self._group_names.append((cluster, host))
-            gcache[k] = (gid, mid)
+            if k not in gcache:
+                gcache[k] = self._entry(k)
+
+    def forget_series(self, sid: int) -> None:
+        """The store released series `sid`; the id may come back for another series."""
+        if sid < len(self._by_sid):
+            self._by_sid[sid] = None
+
+    def _write_sids(self, batch: StoreBatch, sids: np.ndarray) -> None:
+        """Encode a batch by series id: a list lookup per record instead of hashing its key."""
+        tsb = np.asarray(batch.times, dtype="<i8").tobytes()
+        vb = np.asarray(batch.values, dtype="<f4").tobytes()
+        sb = sids.tobytes()
+        table = self._by_sid
+        while True:
+            out = _wal_records_sids_c(sb, table, tsb, vb, len(self._group_names))
+            if not isinstance(out, int):
+                break
+            # series this writer has not seen (new, or first since start): their keys, once
+            keys = batch.keys
+            top = int(sids.max()) + 1
+            if len(table) < top:
+                table.extend([None] * (top - len(table)))
+            for i in np.flatnonzero(np.fromiter((table[s] is None for s in sids.tolist()), bool, len(sids))):
+                sid = int(sids[i])
+                if table[sid] is None:
+                    table[sid] = self._entry(keys[i])
+        per_host: dict[tuple[str, str], list[bytes]] = {}
+        for gid, data in enumerate(out):
+            if data is not None:
+                per_host.setdefault(self._group_names[gid], []).append(data)
+        per_host.pop(("\x00", "\x00"), None)
+        self._store(per_host, len(sids))
 
     def _write(self, items: list[tuple[list[str], np.ndarray, np.ndarray]]) -> None:
         if _wal_records_c is not None:
