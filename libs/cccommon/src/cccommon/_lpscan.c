@@ -300,6 +300,60 @@ static int take_entry(PyObject *e, Py_ssize_t i, Py_ssize_t *grp, PyObject **mid
     return 0;
 }
 
+/* The records of n rows: each row's entry comes from `cache[keys[i]]` (keys given) or from
+   `table[sids[i]]`. Returns the list per group, or the first key / series id without an entry. */
+static PyObject *wal_encode(Py_ssize_t n, PyObject *keys, PyObject *cache, const int64_t *sids, PyObject *table,
+                            Py_buffer *tb, Py_buffer *vb, Py_ssize_t ngroups)
+{
+    PyObject *result = NULL;
+    Py_ssize_t *grp = NULL, *sizes = NULL, *fill = NULL;
+    PyObject **mids = NULL;
+    if (tb->len < n * 8 || vb->len < n * 4 || ngroups < 0) {
+        PyErr_SetString(PyExc_ValueError, "wal_records: arrays shorter than the rows");
+        goto done;
+    }
+    grp = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(n + 1));
+    mids = PyMem_Malloc(sizeof(PyObject *) * (size_t)(n + 1));
+    sizes = PyMem_Calloc((size_t)ngroups + 1, sizeof(Py_ssize_t));
+    fill = PyMem_Calloc((size_t)ngroups + 1, sizeof(Py_ssize_t));
+    if (!grp || !mids || !sizes || !fill) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t tlen = table != NULL ? PyList_GET_SIZE(table) : 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *e;
+        if (keys != NULL) {
+            PyObject *k = PyList_GET_ITEM(keys, i);
+            e = PyDict_GetItemWithError(cache, k);
+            if (e == NULL) {
+                if (!PyErr_Occurred()) {
+                    Py_INCREF(k);
+                    result = k;
+                }
+                goto done;
+            }
+        } else {
+            int64_t sid;
+            memcpy(&sid, sids + i, 8);
+            e = (sid >= 0 && sid < tlen) ? PyList_GET_ITEM(table, sid) : Py_None;
+            if (e == Py_None) {
+                result = PyLong_FromLongLong(sid);
+                goto done;
+            }
+        }
+        if (take_entry(e, i, grp, mids, sizes, ngroups) < 0)
+            goto done;
+    }
+    result = build_wal_records(n, grp, mids, sizes, fill, ngroups, tb->buf, vb->buf);
+done:
+    PyMem_Free(grp);
+    PyMem_Free(mids);
+    PyMem_Free(sizes);
+    PyMem_Free(fill);
+    return result;
+}
+
 /* wal_records_sids(sids_i64, table, times_i64, values_f32, ngroups): as wal_records, with the rows'
    series ids and a list indexed by series id ((group, middle) or None) instead of keys and a dict:
    no hashing of key strings. Returns the first series id without an entry (an int) instead. */
@@ -310,44 +364,10 @@ static PyObject *wal_records_sids(PyObject *self, PyObject *args)
     Py_ssize_t ngroups;
     if (!PyArg_ParseTuple(args, "y*O!y*y*n", &sb, &PyList_Type, &table, &tb, &vb, &ngroups))
         return NULL;
-    Py_ssize_t n = sb.len / 8;
-    PyObject *result = NULL;
-    Py_ssize_t *grp = NULL, *sizes = NULL, *fill = NULL;
-    PyObject **mids = NULL;
-    if (tb.len < n * 8 || vb.len < n * 4 || ngroups < 0) {
-        PyErr_SetString(PyExc_ValueError, "wal_records_sids: arrays shorter than the series ids");
-        goto done;
-    }
-    grp = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(n + 1));
-    mids = PyMem_Malloc(sizeof(PyObject *) * (size_t)(n + 1));
-    sizes = PyMem_Calloc((size_t)ngroups + 1, sizeof(Py_ssize_t));
-    fill = PyMem_Calloc((size_t)ngroups + 1, sizeof(Py_ssize_t));
-    if (!grp || !mids || !sizes || !fill) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    const int64_t *sids = (const int64_t *)sb.buf;
-    Py_ssize_t tlen = PyList_GET_SIZE(table);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t sid;
-        memcpy(&sid, sids + i, 8);
-        PyObject *e = (sid >= 0 && sid < tlen) ? PyList_GET_ITEM(table, sid) : Py_None;
-        if (e == Py_None) {
-            result = PyLong_FromLongLong(sid);
-            goto done;
-        }
-        if (take_entry(e, i, grp, mids, sizes, ngroups) < 0)
-            goto done;
-    }
-    result = build_wal_records(n, grp, mids, sizes, fill, ngroups, tb.buf, vb.buf);
-done:
+    PyObject *result = wal_encode(sb.len / 8, NULL, NULL, (const int64_t *)sb.buf, table, &tb, &vb, ngroups);
     PyBuffer_Release(&sb);
     PyBuffer_Release(&tb);
     PyBuffer_Release(&vb);
-    PyMem_Free(grp);
-    PyMem_Free(mids);
-    PyMem_Free(sizes);
-    PyMem_Free(fill);
     return result;
 }
 
@@ -358,43 +378,9 @@ static PyObject *wal_records(PyObject *self, PyObject *args)
     Py_ssize_t ngroups;
     if (!PyArg_ParseTuple(args, "O!O!y*y*n", &PyList_Type, &keys, &PyDict_Type, &cache, &tb, &vb, &ngroups))
         return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(keys);
-    PyObject *result = NULL;
-    Py_ssize_t *grp = NULL, *sizes = NULL, *fill = NULL;
-    PyObject **mids = NULL;
-    if (tb.len < n * 8 || vb.len < n * 4 || ngroups < 0) {
-        PyErr_SetString(PyExc_ValueError, "wal_records: arrays shorter than keys");
-        goto done;
-    }
-    grp = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(n + 1));
-    mids = PyMem_Malloc(sizeof(PyObject *) * (size_t)(n + 1));
-    sizes = PyMem_Calloc((size_t)ngroups + 1, sizeof(Py_ssize_t));
-    fill = PyMem_Calloc((size_t)ngroups + 1, sizeof(Py_ssize_t));
-    if (!grp || !mids || !sizes || !fill) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *k = PyList_GET_ITEM(keys, i);
-        PyObject *e = PyDict_GetItemWithError(cache, k);
-        if (e == NULL) {
-            if (!PyErr_Occurred()) {
-                Py_INCREF(k);
-                result = k;
-            }
-            goto done;
-        }
-        if (take_entry(e, i, grp, mids, sizes, ngroups) < 0)
-            goto done;
-    }
-    result = build_wal_records(n, grp, mids, sizes, fill, ngroups, tb.buf, vb.buf);
-done:
+    PyObject *result = wal_encode(PyList_GET_SIZE(keys), keys, cache, NULL, NULL, &tb, &vb, ngroups);
     PyBuffer_Release(&tb);
     PyBuffer_Release(&vb);
-    PyMem_Free(grp);
-    PyMem_Free(mids);
-    PyMem_Free(sizes);
-    PyMem_Free(fill);
     return result;
 }
 

@@ -351,8 +351,7 @@ class WalWriter:
             top = int(sids.max()) + 1
             if len(table) < top:
                 table.extend([None] * (top - len(table)))
-            for i in np.flatnonzero(np.fromiter((table[s] is None for s in sids.tolist()), bool, len(sids))):
-                sid = int(sids[i])
+            for i, sid in enumerate(sids.tolist()):
                 if table[sid] is None:
                     table[sid] = self._entry(keys[i])
         per_host: dict[tuple[str, str], list[bytes]] = {}
